@@ -1,0 +1,131 @@
+"""pytest wiring for game days: options, markers, fixtures, xdist grouping. No logic here.
+
+Options (settings precedence: command line > environment > default):
+  --deployment FILE   attach to this deployment (default: start an embedded local cloud per worker)
+  --fail-region R     fail only region R (default: every region, one scenario run each)
+  --time-scale X      time scale of the embedded local cloud (default 0.01)
+  --run-dir DIR       where rows, journal and evidence go (gameday run sets it)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+DEFAULT_REGIONS = ["eu-west-1", "us-east-1"]
+SHARED_DEPLOYMENT_GROUP = "shared-deployment"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gameday", "game days")
+    group.addoption("--deployment", metavar="FILE", default=os.environ.get("GAMEDAY_DEPLOYMENT"),
+                    help="deployment description to attach to (default: start an embedded local cloud)")
+    group.addoption("--fail-region", metavar="REGION", default=None, help="fail only this region")
+    group.addoption("--time-scale", type=float, metavar="X", default=None,
+                    help="time scale of the embedded local cloud (default 0.01)")
+    group.addoption("--run-dir", metavar="DIR", default=os.environ.get("GAMEDAY_RUN_DIR"),
+                    help="run output directory (default: reports/<run-id>)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "failover: a game day that fails a region and checks that traffic moves",
+        "destructive: injects a fault into a deployment (never two at once on one deployment)",
+        "local_only: needs the embedded local cloud (ground truth, replication faults)",
+    ):
+        config.addinivalue_line("markers", line)
+
+
+def _deployment_regions(config: pytest.Config) -> list[str]:
+    """Region names known at collection time, for parametrising over the failed region."""
+    path = config.getoption("--deployment")
+    if not path:
+        return DEFAULT_REGIONS
+    from harness.config import load_deployment
+
+    return [region.name for region in load_deployment(path).regions]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "failed_region" in metafunc.fixturenames:
+        regions = _deployment_regions(metafunc.config)
+        only = metafunc.config.getoption("--fail-region")
+        if only:
+            if only not in regions:
+                raise pytest.UsageError(f"--fail-region: {only!r} is not a region of the deployment ({', '.join(regions)})")
+            regions = [only]
+        metafunc.parametrize("failed_region", regions, ids=regions)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against one shared deployment, destructive scenarios go to one xdist worker (run
+    with --dist loadgroup), so two faults never overlap. Local clouds are per worker."""
+    if not config.getoption("--deployment"):
+        return
+    for item in items:
+        if item.get_closest_marker("destructive"):
+            item.add_marker(pytest.mark.xdist_group(SHARED_DEPLOYMENT_GROUP))
+        if item.get_closest_marker("local_only"):
+            item.add_marker(pytest.mark.skip(reason="needs the embedded local cloud (run without --deployment)"))
+
+
+@pytest.fixture(scope="session")
+def run_dir(pytestconfig: pytest.Config) -> Path:
+    configured = pytestconfig.getoption("--run-dir")
+    if configured:
+        path = Path(configured)
+    else:
+        from harness.cli import new_run_id
+
+        path = Path("reports") / new_run_id()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def deployment_file(pytestconfig: pytest.Config) -> Iterator[tuple[Path, Any]]:
+    """(description path, LocalCloud or None). A local cloud lives for the worker's session."""
+    path = pytestconfig.getoption("--deployment")
+    if path:
+        yield Path(path), None
+        return
+    from harness.local.cloud import LocalCloud
+
+    scale = pytestconfig.getoption("--time-scale") or 0.01
+    with LocalCloud(time_scale=scale) as cloud:
+        yield cloud.deployment_path, cloud
+
+
+@pytest.fixture(scope="session")
+def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], run_dir: Path) -> Iterator[Any]:
+    """Everything a scenario needs: deployment, clients, probes, resolver, journal, rows."""
+    from harness.session import GamedaySession
+
+    path, cloud = deployment_file
+    session = GamedaySession.open(path, run_dir=run_dir, local_cloud=cloud)
+    shutil.copyfile(path, run_dir / "deployment.yaml")
+    alluredir = request.config.getoption("--alluredir", default=None)
+    if alluredir:
+        _write_allure_run_files(Path(alluredir), session)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _write_allure_run_files(alluredir: Path, session: Any) -> None:
+    """environment.properties and categories.json (idempotent: every worker may write them)."""
+    import yaml
+
+    from harness import reporting
+
+    described = yaml.safe_load(session.deployment_path.read_text()) or {}
+    config = session.health.health_check_config(session.deployment.regions[0].health_check_id)
+    props = reporting.environment_properties(described, health_check_interval_s=config.get("RequestInterval", 30),
+                                             failure_threshold=config.get("FailureThreshold", 3))
+    reporting.write_environment(alluredir, props)
+    reporting.write_categories(alluredir)

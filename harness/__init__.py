@@ -1,0 +1,3 @@
+"""gameday: failover game days for multi-region active-active serverless backends."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""Deploys the reference backend into the local cloud through the same provisioning code
+that deploys it to AWS (harness/provision.py), with the local cloud's supplements for
+what moto's CloudFormation drops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from harness.local.cfn_supplements import CfnSupplements
+from harness.local.context import CloudContext
+from harness.provision import ProvisionSpec, provision
+
+
+def provision_local(ctx: CloudContext) -> dict[str, Any]:
+    settings = ctx.settings
+    host, port = ctx.dns_address
+    spec = ProvisionSpec(
+        regions=list(settings.regions),
+        table_name=settings.table_name,
+        table_version=settings.table_version,
+        routing=settings.routing,
+        domain=settings.domain,
+        zone=settings.zone,
+        check_type="HTTP",
+        check_port=ctx.data_plane_port,
+        request_interval=settings.request_interval_s,
+        failure_threshold=settings.failure_threshold,
+        record_ttl_s=settings.record_ttl_s,
+        templates_dir=settings.templates_dir,
+        region_addresses={spec.name: spec.address for spec in ctx.regions},
+        data_plane_port=ctx.data_plane_port,
+        aws_endpoint_url=ctx.aws_endpoint_url,
+        control_url=f"{ctx.aws_endpoint_url}/_gameday",
+        time_scale=settings.time_scale,
+        dns_resolver=f"{host}:{port}",
+        poll_interval_s=0.02,
+        stack_timeout_s=60.0,
+    )
+
+    def session(region: str) -> Any:
+        return boto3.session.Session(aws_access_key_id="gameday-local", aws_secret_access_key="gameday-local",
+                                     region_name=region)
+
+    return provision(spec, session, hooks=CfnSupplements(ctx.aws_endpoint_url))

@@ -1,0 +1,1 @@
+"""The reference deployment: CloudFormation templates and the reference Lambda handlers."""

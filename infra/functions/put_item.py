@@ -1,0 +1,91 @@
+"""PutItem (POST /item): validate the body strictly, write the item, stamp the writing region.
+
+Bad input of any kind is a 400 naming the field, never a 500: the game day must be able to tell
+"the region is down" from "the client sent junk". The item carries `written_region` (AWS_REGION)
+because 2019.11.21 global tables hide aws:rep:updateregion.
+Deployable unchanged to AWS: boto3 with no explicit endpoint (AWS_ENDPOINT_URL, if set, comes
+from the environment).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+MAX_ID = 10**38 - 1  # DynamoDB numbers carry 38 digits of precision
+
+_lock = threading.Lock()
+_tables: dict[tuple[str, str, str], Any] = {}  # (region, endpoint, table) -> boto3 Table, reused across calls
+
+
+def _table(name: str) -> Any:
+    region = os.environ.get("AWS_REGION", "")
+    key = (region, os.environ.get("AWS_ENDPOINT_URL", ""), name)
+    with _lock:
+        table = _tables.get(key)
+        if table is None:
+            table = boto3.session.Session(region_name=region or None).resource("dynamodb").Table(name)
+            _tables[key] = table
+        return table
+
+
+def _response(status: int, body: Any) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", "x-gameday-region": os.environ.get("AWS_REGION", "")},
+        "body": json.dumps(body),
+    }
+
+
+def _bad(message: str) -> dict[str, Any]:
+    return _response(400, {"error": message})
+
+
+def _parse(event: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(item fields, None) or (None, error message)."""
+    raw = event.get("body") if isinstance(event, dict) else None
+    if raw is None or raw == "":
+        return None, "body: expected a JSON object with id and name, got no body"
+    if isinstance(event, dict) and event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(raw).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None, "body: not valid base64-encoded UTF-8"
+    try:
+        body = json.loads(raw)
+    except (TypeError, ValueError):
+        return None, "body: not valid JSON"
+    if not isinstance(body, dict):
+        return None, "body: expected a JSON object with id and name"
+    if "id" not in body:
+        return None, "id: missing (expected a non-negative integer)"
+    item_id = body["id"]
+    if type(item_id) is not int or item_id < 0 or item_id > MAX_ID:  # bool is an int subclass: rejected
+        return None, f"id: expected a non-negative integer of at most 38 digits, got {json.dumps(item_id)[:40]}"
+    if "name" not in body:
+        return None, "name: missing (expected a string)"
+    name = body["name"]
+    if not isinstance(name, str):
+        return None, f"name: expected a string, got {json.dumps(name)[:40]}"
+    return {"id": item_id, "name": name}, None
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    fields, error = _parse(event)
+    if error is not None:
+        return _bad(error)
+    region = os.environ.get("AWS_REGION", "")
+    item = {**fields, "written_region": region}
+    try:
+        _table(os.environ["tableName"]).put_item(Item=item)
+    except KeyError:
+        return _response(500, {"error": "function misconfigured: environment variable tableName is not set"})
+    except (ClientError, BotoCoreError) as exc:
+        return _response(500, {"error": f"write failed: {exc}"})
+    return _response(200, {"id": fields["id"], "region": region})
