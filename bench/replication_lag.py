@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import threading
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['applied']}/{result['items']} writes, {result['writers']} writers at "
           f"{result['writes_per_s']:.0f} writes/s: p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms, "
           f"max {result['max_ms']:.2f} ms (goal: p50 and p99 under 10 ms)")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores:
+        print(f"note: load average {load:.1f} on {cores} cores while measuring: other processes inflate p99")
     return 0 if result["applied"] == result["items"] else 1
 
 

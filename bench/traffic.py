@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -216,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=0.01)
     args = parser.parse_args(argv)
 
-    import os
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     target_cm = LoopbackTarget() if args.target == "loopback" else LocalCloudTarget()
     with target_cm as target:

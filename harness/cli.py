@@ -36,10 +36,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from harness.runner import pytest_args_for_run, finish_run
 
+    regions = ["eu-west-1", "us-east-1"]  # the embedded cloud's default
     if args.deployment:
         from harness.config import load_deployment
 
-        load_deployment(args.deployment)  # validate before pytest starts: exit 2, no AWS call
+        # validate before pytest starts: exit 2, no AWS call
+        regions = [r.name for r in load_deployment(args.deployment).regions]
+    if args.fail_region is not None and args.fail_region not in regions:
+        raise UsageError(f"--fail-region: expected one of {', '.join(regions)}, got {args.fail_region!r}")
     if args.n is not None and args.n < 0:
         raise UsageError(f"-n: expected a number of workers >= 0, got {args.n}")
     if args.time_scale is not None and not (0 < args.time_scale <= 1):
@@ -75,7 +79,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(f"gameday restore: {line}")
     if not results:
         print("gameday restore: nothing left injected")
-    return 0
+    return 0 if all(outcome.ok for outcome in results) else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:

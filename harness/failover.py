@@ -127,7 +127,36 @@ class RegionFailover:
             raise
         finally:
             self.client.close()
+            self._record_ground_truth()
         return self.run
+
+    def _record_ground_truth(self) -> None:
+        """On the local cloud, what really happened and when, beside what the harness measured."""
+        fault_t = self.run.marks.get("fault")
+        if self.s.local_cloud is None or fault_t is None:
+            return
+        try:
+            health = self.s.ground_truth("health_status")
+            dns = self.s.ground_truth("dns_answer")
+        except Exception as exc:  # evidence only: never turn a verdict into a harness error
+            self.run.evidence["ground_truth_error"] = f"{type(exc).__name__}: {exc}"
+            return
+        hc = self.failed.health_check_id
+        domain = self.dep.domain.rstrip(".").lower()
+        unhealthy = [e["t"] for e in health if e["health_check_id"] == hc and not e["healthy"] and e["t"] >= fault_t]
+        shifted = [e["t"] for e in dns if e["name"].rstrip(".").lower() == domain and e["t"] >= fault_t
+                   and e.get("region") not in (None, self.failed.name)]
+        restore_t = self.run.marks.get("restore")
+        healthy = [e["t"] for e in health if e["health_check_id"] == hc and e["healthy"]
+                   and restore_t is not None and e["t"] >= restore_t]
+        truth = {"unhealthy_at": unhealthy[0] if unhealthy else None,
+                 "dns_shift_at": shifted[0] if shifted else None,
+                 "healthy_again_at": healthy[0] if healthy else None}
+        self.run.evidence["ground_truth"] = truth
+        if truth["unhealthy_at"] is not None:
+            self.run.figures["truth_detection_s"] = round(truth["unhealthy_at"] - fault_t, 4)
+        if truth["dns_shift_at"] is not None:
+            self.run.figures["truth_dns_shift_s"] = round(truth["dns_shift_at"] - fault_t, 4)
 
     def _steady_state(self) -> None:
         with reporting.phase("steady state") as entry:

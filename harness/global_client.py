@@ -108,6 +108,7 @@ class GlobalClient:
         self.base_path = parts.path.rstrip("/")
         self.resolver = resolver
         self.region = region
+        resolver.client_address_for(region)  # a client region with no known address: fail now, not per request
         self.timeout = timeout
         self._session = requests.Session()
         self._session.trust_env = False  # a proxy from the environment would defeat the pinned address

@@ -15,6 +15,7 @@ at or below it): always a latency that really happened.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from dataclasses import dataclass, field
 from typing import Any, Collection, Iterable, Mapping, Sequence
@@ -329,15 +330,21 @@ class SloViolation:
         return f"{self.figure}: {shown} is {word} {self.limit:g}"
 
 
-def check_slos(figures: Mapping[str, Any], slos: Mapping[str, Any], *, time_scale: float = 1.0) -> list[SloViolation]:
-    """Violations of `slos` ({figure: max} or {figure: {"max": x, "min": y}}) by `figures`.
+def check_slos(figures: Mapping[str, Any], slos: Mapping[str, Any] | Any, *,
+               time_scale: float = 1.0) -> list[SloViolation]:
+    """Violations of `slos` ({figure: max} or {figure: {"max": x, "min": y}}, None = not set; or a
+    dataclass such as harness.config.Slo with maxima) by `figures`.
 
     Figures named *_s are durations: compared in AWS-equivalent seconds (value / time_scale), so
     one SLO file holds for AWS and for the time-scaled local cloud. A figure with an SLO that was
     not measured (None) is a violation. An SLO naming an unknown figure is a UsageError.
     """
+    if dataclasses.is_dataclass(slos) and not isinstance(slos, type):  # harness.config.Slo
+        slos = dataclasses.asdict(slos)
     violations = []
     for name, spec in slos.items():
+        if spec is None:  # not set
+            continue
         if name not in figures:
             raise UsageError(f"slo.{name}: unknown figure (expected one of: {', '.join(sorted(figures))})")
         bounds = spec if isinstance(spec, Mapping) else {"max": spec}

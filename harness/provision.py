@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import functools
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import botocore.session
 import yaml
@@ -55,8 +57,6 @@ REQUIRED_OUTPUTS = {
     "routing": ("HealthCheckId",),
     "zone": ("HostedZoneId",),
 }
-TERMINAL_FAILURE = ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "ROLLBACK_IN_PROGRESS",
-                    "DELETE_FAILED", "UPDATE_ROLLBACK_COMPLETE")
 
 
 class ProvisionError(GamedayError):
@@ -178,6 +178,47 @@ def load_template(path: Path) -> dict[str, Any]:
     return doc
 
 
+PSEUDO_PARAMETERS = frozenset({"AWS::AccountId", "AWS::Region", "AWS::StackId", "AWS::StackName",
+                               "AWS::URLSuffix", "AWS::NoValue", "AWS::Partition", "AWS::NotificationARNs"})
+
+
+def _references(node: Any) -> Iterator[tuple[str, str]]:
+    """(kind, name) for every Ref, GetAtt target, ${...} in Sub, Condition and If in a template node."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                yield "Ref", value
+            elif key == "Fn::GetAtt":
+                target = value.split(".", 1)[0] if isinstance(value, str) else value[0]
+                yield "GetAtt", target
+            elif key == "Fn::Sub":
+                text, local = (value[0], value[1]) if isinstance(value, list) else (value, {})
+                for name in re.findall(r"\$\{([^!}][^}]*)\}", text if isinstance(text, str) else ""):
+                    if name not in local:
+                        yield ("GetAtt", name.split(".", 1)[0]) if "." in name else ("Ref", name)
+            elif key == "Fn::If" and isinstance(value, list) and value:
+                yield "Condition", value[0]
+            elif key == "Condition" and isinstance(value, str):
+                yield "Condition", value
+            yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
+def check_references(doc: dict[str, Any], path: Path) -> None:
+    """What `aws cloudformation validate-template` catches: references to undeclared names."""
+    parameters = set(doc.get("Parameters") or {})
+    resources = set(doc["Resources"])
+    conditions = set(doc.get("Conditions") or {})
+    known = {"Ref": parameters | resources | PSEUDO_PARAMETERS, "GetAtt": resources, "Condition": conditions}
+    for section in ("Resources", "Outputs", "Conditions"):
+        for name, node in (doc.get(section) or {}).items():
+            for kind, target in _references(node):
+                if target not in known[kind]:
+                    raise UsageError(f"template {path}: {section}.{name}: {kind} to undeclared {target!r}")
+
+
 def load_templates(templates_dir: str | None) -> dict[str, dict[str, Any]]:
     base = Path(templates_dir) if templates_dir else INFRA_DIR
     if not base.is_dir():
@@ -188,6 +229,7 @@ def load_templates(templates_dir: str | None) -> dict[str, dict[str, Any]]:
         if not path.is_file():
             raise UsageError(f"templates: {base} has no {filename}")
         doc = load_template(path)
+        check_references(doc, path)
         outputs = doc.get("Outputs") or {}
         for key in REQUIRED_OUTPUTS[kind]:
             if key not in outputs:
@@ -212,12 +254,13 @@ def with_replicas(template: dict[str, Any], regions: list[str]) -> dict[str, Any
 
 # ---------------------------------------------------------------- validation
 
-def known_regions() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
     session = botocore.session.get_session()
     found: set[str] = set()
     for partition in session.get_available_partitions():
         found.update(session.get_available_regions("dynamodb", partition_name=partition))
-    return found
+    return frozenset(found)
 
 
 def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
@@ -257,6 +300,11 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
             raise UsageError(f"region_addresses: {region!r} is not one of the regions")
     if spec.region_addresses and spec.data_plane_port is None:
         raise UsageError("data_plane_port: required when region_addresses are given")
+    for name, value in (("stack_prefix", spec.stack_prefix), ("function_prefix", spec.function_prefix)):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,39}", value or ""):
+            raise UsageError(f"{name}: expected a letter then up to 39 letters, digits or '-', got {value!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", spec.stage or ""):
+        raise UsageError(f"stage: expected 1-128 letters, digits, '-' or '_', got {spec.stage!r}")
     functions = Path(spec.functions_dir) if spec.functions_dir else FUNCTIONS_DIR
     if not functions.is_dir() or not any(functions.glob("*.py")):
         raise UsageError(f"functions_dir: {functions} holds no handler modules")
@@ -343,13 +391,11 @@ class _Provisioner:
         def pending(stack: dict[str, Any] | None) -> bool:
             return stack is None or stack["StackStatus"].endswith("_IN_PROGRESS")
 
-        try:
-            stack = self.call(f"stack {name} ({region})", lambda: Retrying(
-                stop=stop_after_delay(self.spec.stack_timeout_s), wait=wait_fixed(self.spec.poll_interval_s),
-                retry=retry_if_result(pending), retry_error_callback=lambda state: state.outcome.result(),
-            )(describe))
-        except ProvisionError:
-            raise
+        # On timeout the last answer is returned (retry_error_callback) and judged below.
+        stack = self.call(f"stack {name} ({region})", lambda: Retrying(
+            stop=stop_after_delay(self.spec.stack_timeout_s), wait=wait_fixed(self.spec.poll_interval_s),
+            retry=retry_if_result(pending), retry_error_callback=lambda state: state.outcome.result(),
+        )(describe))
         if stack is None or stack["StackStatus"].endswith("_IN_PROGRESS"):
             raise ProvisionError(f"stack {name} ({region}): still {stack and stack['StackStatus']} "
                                  f"after {self.spec.stack_timeout_s:g} s")
@@ -387,6 +433,20 @@ class _Provisioner:
         self.call(f"CreateGlobalTable {self.spec.table_name}", ddb.create_global_table,
                   GlobalTableName=self.spec.table_name,
                   ReplicationGroup=[{"RegionName": r} for r in self.spec.regions])
+
+    def remove_legacy_replicas(self) -> None:
+        """Take every region out of the 2017.11.29 global table (if it exists), one at a time."""
+        ddb = self.client("dynamodb", self.spec.regions[0])
+        try:
+            group = ddb.describe_global_table(GlobalTableName=self.spec.table_name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "GlobalTableNotFoundException":
+                return
+            raise ProvisionError(f"DescribeGlobalTable {self.spec.table_name}: {exc}") from None
+        for replica in group["GlobalTableDescription"].get("ReplicationGroup", []):
+            self.call(f"UpdateGlobalTable {self.spec.table_name} (remove {replica['RegionName']})",
+                      ddb.update_global_table, GlobalTableName=self.spec.table_name,
+                      ReplicaUpdates=[{"Delete": {"RegionName": replica["RegionName"]}}])
 
     def api_url(self, region: str, api_host: str) -> str:
         address = self.spec.region_addresses.get(region)
@@ -508,6 +568,8 @@ def teardown(spec: ProvisionSpec, session_factory: SessionFactory, on_deleted: D
     plan.append(("global_table", spec.regions[0], worker.stack_name("global_table")))
     if spec.hosted_zone_id is None:
         plan.append(("zone", ROUTE53_STACK_REGION, worker.stack_name("zone")))
+    if spec.table_version == "2017.11.29":
+        worker.remove_legacy_replicas()  # AWS refuses to delete a table that is still a replica
     deleted = []
     for kind, region, name in plan:
         cfn = worker.client("cloudformation", region)

@@ -2,7 +2,8 @@
 
 Why this shape:
 - one self-contained HTML file (the awesome plugin's `singleFile`), easy to archive from a scheduled CI job;
-- history across runs in `<report-dir>/history.jsonl` (Allure 3 `historyPath`), so trends build up;
+- history across runs in `<report-dir>/history.jsonl` (Allure 3 `historyPath`), so trends build up; rebuilding
+  the same results replaces their entry instead of adding one;
 - Allure 3's awesome template always embeds a Google Analytics (gtag) snippet that phones home; the builder strips
   it and refuses to publish a report in which it still finds it;
 - Allure 3's awesome plugin takes failure categories from its config, not from categories.json, so the builder
@@ -28,6 +29,7 @@ from harness.reporting import allure3_categories, scrub_text
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HISTORY_FILE = "history.jsonl"
 HTML_FILE = "report.html"
+RESULTS_DIR = "allure-results"  # per run: <report-dir>/<run-id>/allure-results (harness.runner)
 _TEXT_SUFFIXES = (".json", ".txt", ".log", ".properties", ".xml", ".html", ".csv", ".uri")
 _EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>\s*", re.I)
 _INLINE_SCRIPT = re.compile(r"<script\b[^>]*>(?P<body>.*?)</script>\s*", re.I | re.S)
@@ -84,25 +86,69 @@ def scrub_results(results_dirs: Iterable[Path]) -> int:
     return changed
 
 
-def build_report(report_dir: str | os.PathLike[str], results_dirs: Iterable[str | os.PathLike[str]], *,
-                 name: str = "gameday", history_limit: int | None = 100, html_name: str = HTML_FILE,
+def latest_results(report_dir: Path) -> Path:
+    """The newest run's allure results under `report_dir` (`<report_dir>/<run-id>/allure-results`)."""
+    runs = [p for p in report_dir.glob(f"*/{RESULTS_DIR}") if p.is_dir() and any(p.iterdir())]
+    if not runs:
+        raise GamedayError(f"cannot build the HTML report: no run with {RESULTS_DIR}/ under {report_dir} "
+                           f"(run `gameday run --report-dir {report_dir}` first)")
+    return max(runs, key=lambda p: p.stat().st_mtime)
+
+
+def _result_ids(entry: dict) -> set[str]:
+    return {str(tr.get("id")) for tr in (entry.get("testResults") or {}).values()}
+
+
+def dedupe_history(path: Path) -> None:
+    """Rebuilding the report of the same results must not count that run twice in the trends: when the newest
+    history entry has exactly the test results of the one before it, the older duplicate is dropped."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(lines) < 2:
+        return
+    try:
+        last, previous = json.loads(lines[-1]), json.loads(lines[-2])
+    except json.JSONDecodeError:
+        return
+    if _result_ids(last) and _result_ids(last) == _result_ids(previous):
+        del lines[-2]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def build_report(report_dir: str | os.PathLike[str],
+                 results_dirs: Iterable[str | os.PathLike[str]] | None = None, *,
+                 name: str = "gameday", history_limit: int | None = 100, html_name: str | None = None,
                  allure_bin: str | os.PathLike[str] | None = None, timeout_s: float = 300.0) -> Path:
-    """Generate `<report_dir>/<html_name>` (one self-contained HTML file, analytics removed) from allure-pytest
-    results, appending this build to `<report_dir>/history.jsonl`. Returns the HTML path."""
+    """Generate one self-contained HTML file (analytics removed) from allure-pytest results, appending this
+    build to `<report_dir>/history.jsonl` (trends across runs). Returns the HTML path.
+
+    `results_dirs` default: the newest `<report_dir>/<run-id>/allure-results`, and then the HTML goes to
+    `<report_dir>/<run-id>/report.html`; otherwise to `<report_dir>/<html_name or report.html>`.
+    """
     command = find_allure(allure_bin)
     report_dir = Path(report_dir).resolve()
-    results = [Path(r).resolve() for r in results_dirs]
+    if results_dirs is None:
+        latest = latest_results(report_dir)
+        results = [latest]
+        html_name = html_name or f"{latest.parent.name}/{HTML_FILE}"
+    else:
+        results = [Path(r).resolve() for r in results_dirs]
     missing = [str(r) for r in results if not r.is_dir()]
     if missing or not results:
         raise GamedayError(f"cannot build the HTML report: no allure results directory at {', '.join(missing) or '-'}")
-    report_dir.mkdir(parents=True, exist_ok=True)
+    target = report_dir / (html_name or HTML_FILE)
+    target.parent.mkdir(parents=True, exist_ok=True)
     scrub_results(results)
+    history = report_dir / HISTORY_FILE
     with tempfile.TemporaryDirectory(prefix=".allure-build-", dir=report_dir) as tmp:
         work = Path(tmp)
         config = {
             "name": name,
             "output": str(work / "out"),
-            "historyPath": str(report_dir / HISTORY_FILE),
+            "historyPath": str(history),
             "categories": allure3_categories(),
             "plugins": {"awesome": {"options": {"singleFile": True, "reportName": name}}},
         }
@@ -126,8 +172,8 @@ def build_report(report_dir: str | os.PathLike[str], results_dirs: Iterable[str 
         left = analytics_left(html)
         if left:
             raise GamedayError(f"allure report still contains analytics ({', '.join(left)}); not published")
-        target = report_dir / html_name
-        staged = work / html_name
+        staged = target.parent / f".{target.name}.tmp"
         staged.write_text(html, encoding="utf-8")
         os.replace(staged, target)
+    dedupe_history(history)
     return target

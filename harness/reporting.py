@@ -102,7 +102,7 @@ def allure3_categories() -> list[dict[str, Any]]:
 
 REDACTED = "<redacted>"
 _flipped_keys: set[str] = {"status"}  # the Health function's key the flip-health fault changes (BRIEF.md)
-_known_secrets: set[str] = set()       # env values seen while scrubbing; redacted from free text afterwards
+_known_secrets: set[str] = set()       # secret-named values seen while scrubbing; redacted from free text afterwards
 
 _ENV_CONTAINER = re.compile(r"^(variables|env|environment|lambda_env|.*_env|.*_environment|.*Environment)$", re.I)
 _SECRET_KEY = re.compile(
@@ -148,7 +148,8 @@ def scrub(obj: Any, keep: frozenset[str] | set[str] | None = None) -> Any:
 
     - a Lambda environment (a mapping under a key like ``Variables``, ``Environment``, ``env``, ``*_env``) keeps
       only the flipped keys' values (`set_flipped_keys`, or `keep`); every other value becomes ``<redacted>``;
-    - any value under a credential-like key (secret, token, password, access key, ...) becomes ``<redacted>``;
+    - any value under a credential-like key (secret, token, password, access key, ...) becomes ``<redacted>``,
+      and is remembered so that `scrub_text` redacts it from free text (logs, messages) later in this process;
     - strings are passed through `scrub_text` (AWS key ids, ``secret=...``, 40-char secret-like tokens).
     """
     keep = frozenset(_flipped_keys if keep is None else keep)
@@ -169,7 +170,8 @@ def _scrub(obj: Any, keep: frozenset[str], in_env: bool) -> Any:
                 if skey in keep:
                     out[key] = _scrub(value, keep, False)
                 else:
-                    _register_secret(value)
+                    if _SECRET_KEY.search(skey):  # e.g. API_TOKEN: also redact it from free text from now on
+                        _register_secret(value)
                     out[key] = REDACTED
             elif _SECRET_KEY.search(skey) and not isinstance(value, (Mapping, list, tuple)) and skey not in keep:
                 _register_secret(value)
@@ -394,3 +396,14 @@ def write_categories(alluredir: str | os.PathLike[str]) -> Path:
 def is_xdist_worker(config: Any) -> bool:
     """True inside a pytest-xdist worker (write run-level files from the controller only)."""
     return hasattr(config, "workerinput")
+
+
+def write_run_metadata(config: Any, props: Mapping[str, Any]) -> Path | None:
+    """From `pytest_sessionfinish`: write environment.properties and categories.json into --alluredir, once
+    (on the xdist controller or a plain run; workers skip). Returns the alluredir, or None when not reporting."""
+    alluredir = config.getoption("--alluredir", None) if hasattr(config, "getoption") else None
+    if not alluredir or is_xdist_worker(config):
+        return None
+    write_environment(alluredir, props)
+    write_categories(alluredir)
+    return Path(alluredir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,12 @@ def normalise_row(row: Mapping[str, Any], time_scale: float = 1.0,
     return scrub(out)
 
 
+def chart_file(run_dir: str | os.PathLike[str], scenario: str, kind: str) -> Path:
+    """Where a scenario's chart goes: `<run_dir>/charts/<scenario slug>-<kind>.png` (list it in row["charts"])."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", scenario).strip("-") or "scenario"
+    return Path(run_dir) / "charts" / f"{slug}-{kind}.png"
+
+
 def _relative(path: Any, run_dir: str | os.PathLike[str] | None) -> str:
     p = Path(path)
     if run_dir is not None and p.is_absolute():
@@ -78,15 +85,24 @@ def _fmt_value(value: Any, is_duration: bool, time_scale: float) -> str:
     if value is None:
         return "-"
     if is_duration and isinstance(value, (int, float)):
-        text = f"{value:.2f} s"
+        text = f"{_seconds(value)} s"
         if time_scale and time_scale < 1.0:
-            text += f" ({value / time_scale:.0f} s AWS)"
+            text += f" ({_seconds(value / time_scale)} s AWS)"
         return text
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, (list, tuple)):
         return f"{len(value)}: " + ", ".join(str(v) for v in value[:5]) + (" ..." if len(value) > 5 else "")
     return str(value)
+
+
+def _seconds(value: float) -> str:
+    """Seconds with the precision that matters: 92, 4.3, 0.31, 0.004."""
+    if abs(value) >= 10:
+        return f"{value:.0f}"
+    if abs(value) >= 0.1:
+        return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.2f}"
+    return f"{value:.2g}" if value else "0"
 
 
 def _verdict(row: Mapping[str, Any]) -> str:

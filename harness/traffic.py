@@ -102,6 +102,8 @@ class Traffic:
         self._t0 = 0.0
         self._started_wall = 0.0
         self._next_slot = 0
+        self._active = 0
+        self._finished_at: float | None = None
         self._next_id = 0
         self._counts = {"sent": 0, "ok": 0, "failed": 0, "puts": 0, "gets": 0, "skipped": 0, "in_flight": 0}
         self._by_region: dict[str, int] = {}
@@ -139,6 +141,7 @@ class Traffic:
             raise RuntimeError("traffic already started")
         self._started_wall = time.time()
         self._t0 = time.monotonic() + 0.002
+        self._active = self.threads
         for index in range(self.threads):
             worker = threading.Thread(target=self._work, name=f"gameday-traffic-{index}", daemon=True)
             self._workers.append(worker)
@@ -188,7 +191,8 @@ class Traffic:
             c = dict(self._counts)
             by_region = dict(self._by_region)
             acked = len(self._acked_order)
-        elapsed = max(0.0, time.monotonic() - self._t0) if self._t0 else 0.0
+            end = self._finished_at if self._finished_at is not None else time.monotonic()
+        elapsed = max(0.0, end - self._t0) if self._t0 else 0.0
         return Progress(elapsed, c["sent"], c["ok"], c["failed"], c["puts"], c["gets"], acked, c["skipped"],
                         c["in_flight"], by_region)
 
@@ -213,15 +217,21 @@ class Traffic:
         return int((slot + 1) * self.write_ratio) > int(slot * self.write_ratio)
 
     def _work(self) -> None:
-        while not self._stop.is_set():
-            taken = self._take_slot()
-            if taken is None:
-                return
-            slot, due = taken
-            delay = due - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            self._send(self._is_write(slot), slot)
+        try:
+            while not self._stop.is_set():
+                taken = self._take_slot()
+                if taken is None:
+                    return
+                slot, due = taken
+                delay = due - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    return
+                self._send(self._is_write(slot), slot)
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    self._finished_at = time.monotonic()  # progress().elapsed_s stops here
 
     def _send(self, write: bool, slot: int) -> None:
         with self._lock:

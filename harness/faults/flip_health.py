@@ -93,8 +93,10 @@ class FlipHealth:
                                 "key": STATUS_KEY, "value": self.status, "original": self.original}
             if self.verify:
                 with self.record.phase("verify") as phase:
-                    self._verify_effective()
-                    phase.output = dict(self.verified)
+                    try:
+                        self._verify_effective()
+                    finally:
+                        phase.output = dict(self.verified)  # evidence, also for fault_not_effective
         except BaseException as exc:
             self._finish(exc)   # restore (loudly on failure), then the original error goes on
             raise

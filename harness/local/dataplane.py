@@ -23,6 +23,7 @@ import json
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
 import uuid
@@ -442,6 +443,12 @@ class _RegionServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
             with self._open_changed:
                 self._open.discard(request)
                 self._open_changed.notify_all()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a stopped checker, a killed run) is not worth a traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
     def close_connections(self, wait_s: float) -> bool:
         """Shut down every open connection; True when their threads have let go of them."""

@@ -22,6 +22,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -216,6 +217,9 @@ class HealthCheckerFleet:
         self._ssl.check_hostname = False          # Route 53 does not validate certificates
         self._ssl.verify_mode = ssl.CERT_NONE
         self._probes = 0
+        self._closing = False
+        self._max_lateness = 0.0     # how late a checker fired, worst since the last reset
+        self._max_probe = 0.0        # the slowest probe, since the last reset
 
     # ---- wiring -------------------------------------------------------------------------------
     def set_resolver(self, resolver: Resolver) -> None:
@@ -244,9 +248,11 @@ class HealthCheckerFleet:
             try:
                 loop.run_forever()
             finally:
-                for task in asyncio.all_tasks(loop):
+                self._closing = True          # timers that fire during the clean-up start nothing
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
                     task.cancel()
-                loop.run_until_complete(asyncio.sleep(0))
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 self._pool.close_all()
                 loop.run_until_complete(asyncio.sleep(0))
                 loop.close()
@@ -310,6 +316,14 @@ class HealthCheckerFleet:
     def probe_count(self) -> int:
         return self._probes
 
+    def timing(self, reset: bool = False) -> dict[str, float]:
+        """Worst scheduling lateness and probe duration (local s) since the last reset: how far a
+        loaded machine pushed detection beyond threshold x interval (budgets in tests use it)."""
+        figures = {"max_lateness_s": self._max_lateness, "max_probe_s": self._max_probe}
+        if reset:
+            self._max_lateness = self._max_probe = 0.0
+        return figures
+
     @staticmethod
     def _observation(checker: Checker, text: str, at: datetime) -> dict[str, Any]:
         return {"Region": checker.region, "IPAddress": checker.address,
@@ -361,7 +375,7 @@ class HealthCheckerFleet:
 
     def _discovery_tick(self) -> None:
         loop = self._loop
-        if loop is None:
+        if loop is None or self._closing:
             return
         try:
             self.discover()
@@ -402,11 +416,12 @@ class HealthCheckerFleet:
         with self._lock:
             current = self._states.get(state.hc_id) is state
         hc = moto_access.route53().health_checks.get(state.hc_id)
-        if loop is None or not current or hc is None:
+        if loop is None or not current or hc is None or self._closing:
             return
         interval = self._interval(hc)
-        checker.due += interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
         now = loop.time()
+        self._max_lateness = max(self._max_lateness, now - checker.due)
+        checker.due += interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
         if checker.due < now:   # the loop fell behind (e.g. a paused process): re-phase, no burst
             checker.due = now + self._rng.uniform(0, interval)
         checker.handle = loop.call_at(checker.due, self._fire, state, checker)
@@ -419,6 +434,7 @@ class HealthCheckerFleet:
 
     async def _probe_and_apply(self, state: CheckState, checker: Checker, hc: Any) -> None:
         self._probes += 1
+        started = time.monotonic()
         try:
             spec = self._spec(hc, checker.region)
             if isinstance(spec, str):
@@ -427,6 +443,7 @@ class HealthCheckerFleet:
                 ok, text = await self._probe(spec, state.hc_id)
         except Exception as exc:  # noqa: BLE001 - every failure is a result, never a crash
             ok, text = False, f"Failure: {exc.__class__.__name__}: {exc}"
+        self._max_probe = max(self._max_probe, time.monotonic() - started)
         self._apply(state, checker, hc, ok, text)
 
     def _spec(self, hc: Any, checker_region: str) -> ProbeSpec | str:

@@ -18,11 +18,18 @@ botocore included, sees it). In a thread that runs a handler, os.environ / os.ge
 exactly that function's environment (its Variables plus what Lambda sets: AWS_REGION,
 AWS_LAMBDA_FUNCTION_NAME, dummy credentials, AWS_ENDPOINT_URL of the local cloud, and no
 config/credential files of the host). Other threads see the real environment.
+
+Time scale: a caller's deadline (API Gateway's scaled 29 s) counts once the execution
+environment is warm. A cold start and its first call (imports, boto3 model loading) cost
+the same few hundred ms locally as on AWS, where that is small beside 29 s; scaled, it
+would not be, and every configuration flip would risk a spurious 504.
+
+Optional (LambdaRuntime(ctx, in_process_aws=True)): handlers' boto3 calls to the local AWS
+endpoint are served by the same WSGI app without a socket; see _send_in_process.
 """
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import functools
 import hashlib
@@ -42,14 +49,22 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
+import boto3
+import botocore.handlers
+from botocore.awsrequest import AWSResponse
 from moto.awslambda.exceptions import LambdaClientError
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from harness.local import moto_access, patches
 from harness.local.context import CloudContext
+from harness.local.moto_server import ControlMiddleware
 
 DUMMY_CREDENTIAL = "gameday-local"
+INIT_LIMIT_S = 10.0  # Lambda's limit for a cold start's init (not scaled: it is local compute time)
 # Lambda's own variables; a function's Variables cannot override them (AWS refuses them).
 RESERVED_KEYS = frozenset({
     "_HANDLER", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
@@ -73,6 +88,14 @@ USER_AGENT_SANITIZER = patches.declare(
         "is pure, so it is memoised (same output, cached)",
     kind="wrap",
     signature="(raw_str, allow_hash)",
+)
+
+
+BOTOCORE_BUILTIN_HANDLERS = patches.declare(
+    "botocore.handlers:BUILTIN_HANDLERS",
+    why="with in_process_aws, a 'before-send' handler is appended (as moto's own mock does) so that "
+        "handlers' calls to the local endpoint are served without a socket",
+    kind="wrap",
 )
 
 
@@ -167,6 +190,62 @@ def install_environ_overlay() -> None:
             os.environ.__class__ = _OverlayEnviron
 
 
+# --- optional: handlers' AWS calls to the local endpoint without a socket ---
+
+class _Body:
+    """What botocore's AWSResponse reads a body from (`raw.stream()`)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+def _send_in_process(request: Any, **_kwargs: Any) -> Any:
+    """botocore 'before-send' hook: in a handler thread with in-process AWS calls enabled, a
+    request to the local AWS endpoint is given to the endpoint's WSGI app directly (same app,
+    same moto backends; no TCP, no HTTP parsing). Anything else (None) goes over HTTP."""
+    target = getattr(_TLS, "aws_app", None)
+    if target is None or getattr(request, "stream_output", False):
+        return None
+    prefix, app = target
+    url = request.url
+    if not (url == prefix or url.startswith(prefix + "/") or url.startswith(prefix + "?")):
+        return None
+    parts = urlsplit(url)
+    body = request.body
+    if hasattr(body, "read"):
+        body = body.read()
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    headers = {k: v.decode("latin-1") if isinstance(v, bytes) else v for k, v in request.headers.items()}
+    environ = EnvironBuilder(method=request.method, path=parts.path or "/", query_string=parts.query,
+                             headers=headers, data=body or b"",
+                             base_url=f"{parts.scheme}://{parts.netloc}").get_environ()
+    app_iter, status, response_headers = run_wsgi_app(app, environ, buffered=True)
+    try:
+        data = b"".join(app_iter)
+    finally:
+        close = getattr(app_iter, "close", None)
+        if close is not None:
+            close()
+    return AWSResponse(url, int(status.split(" ", 1)[0]), dict(response_headers), _Body(data))
+
+
+_HOOK_LOCK = threading.Lock()
+
+
+def _install_in_process_hook() -> None:
+    """Every botocore session created from now on registers the hook (as moto's own mock does).
+    boto3's default session (handlers' boto3.client() uses it) is dropped if it predates the hook,
+    so the next use makes a new one with it; holders of the old one are unaffected."""
+    with _HOOK_LOCK:
+        if ("before-send", _send_in_process) not in botocore.handlers.BUILTIN_HANDLERS:
+            botocore.handlers.BUILTIN_HANDLERS.append(("before-send", _send_in_process))
+            boto3.DEFAULT_SESSION = None
+
+
 # --- one function configuration loaded in-process ---
 
 @dataclass
@@ -181,6 +260,7 @@ class _Instance:
     module_name: str
     handler: Callable[[Any, Any], Any]
     invocations: int = 0
+    warm: bool = False  # its first invocation has returned (that one counts as part of the cold start)
 
     def matches(self, fn: Any) -> bool:
         return (fn.code_sha_256 == self.code_sha and fn.handler == self.handler_name
@@ -280,8 +360,14 @@ class LambdaRuntime:
 
     MAX_WORKERS = 256  # handler threads; an invocation past its deadline keeps its thread until it returns
 
-    def __init__(self, ctx: CloudContext) -> None:
+    def __init__(self, ctx: CloudContext, in_process_aws: bool = False) -> None:
+        """in_process_aws: handlers' boto3 calls to ctx.aws_endpoint_url are served by the same
+        WSGI app the endpoint serves, called directly instead of over loopback TCP (about a
+        third of a PutItem's CPU in this process, measured). Off: every call goes over real HTTP."""
         self._ctx = ctx
+        self._aws_app: Any = None
+        if in_process_aws:
+            self._aws_app = ControlMiddleware(DomainDispatcherApplication(create_backend_app), ctx.control)
         self._regions = {spec.name for spec in ctx.regions}
         self._instances: dict[tuple[str, str, str], _Instance] = {}
         self._code_dirs: dict[str, Path] = {}
@@ -298,6 +384,8 @@ class LambdaRuntime:
         install_environ_overlay()
         UPDATE_CONFIGURATION.apply(_update_configuration_recording)
         USER_AGENT_SANITIZER.apply(functools.lru_cache(maxsize=4096)(USER_AGENT_SANITIZER.original()))
+        if self._aws_app is not None:
+            _install_in_process_hook()
         self._root = Path(tempfile.mkdtemp(prefix="gameday-lambda-"))
         self._pool = concurrent.futures.ThreadPoolExecutor(self.MAX_WORKERS, thread_name_prefix="lambda")
         with _ACTIVE_LOCK:
@@ -337,11 +425,15 @@ class LambdaRuntime:
         if not self._concurrency.try_acquire(slot, _reserved_limit(fn)):
             raise Throttled(f"Rate Exceeded: {fn.function_name} (reserved concurrency {fn.reserved_concurrency})")
         try:
-            future = pool.submit(self._execute, fn, event, slot)
+            initialised = threading.Event()
+            future = pool.submit(self._execute, fn, event, slot, initialised)
         except RuntimeError:  # pool shut down between the check and the submit
             self._concurrency.release(slot)
             raise FunctionNotFound("the Lambda runtime is not running") from None
         try:
+            # The deadline counts once the execution environment is warm (module docstring).
+            if timeout is not None:
+                initialised.wait(INIT_LIMIT_S)
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             raise InvocationTimeout(f"{fn.function_name} did not answer within {timeout:.3f} s") from None
@@ -356,9 +448,12 @@ class LambdaRuntime:
         except (LambdaClientError, KeyError, ValueError) as exc:
             raise FunctionNotFound(f"{function} in {region}: {exc}") from None
 
-    def _execute(self, fn: Any, event: Any, slot: tuple[str, str]) -> Any:
+    def _execute(self, fn: Any, event: Any, slot: tuple[str, str], initialised: threading.Event) -> Any:
+        instance: _Instance | None = None
         try:
             instance = self._instance_for(fn)
+            if instance.warm:
+                initialised.set()
             context = LambdaContext(
                 function_name=fn.function_name,
                 function_version=instance.environ["AWS_LAMBDA_FUNCTION_VERSION"],
@@ -370,19 +465,28 @@ class LambdaRuntime:
                 deadline=time.monotonic() + self._ctx.scale.timeout(float(fn.timeout or 3)),
             )
             _TLS.env = dict(instance.environ)  # the handler may change its copy
+            _TLS.aws_app = self._in_process_target()
             try:
                 result = instance.handler(event, context)
             except (Exception, SystemExit) as exc:
                 raise InvocationError(type(exc).__name__, str(exc)) from exc
             finally:
-                _TLS.env = None
+                _TLS.env = _TLS.aws_app = None
             instance.invocations += 1
             try:
                 return json.loads(json.dumps(result))
             except (TypeError, ValueError) as exc:
                 raise InvocationError("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
         finally:
+            if instance is not None:
+                instance.warm = True
+            initialised.set()
             self._concurrency.release(slot)
+
+    def _in_process_target(self) -> tuple[str, Any] | None:
+        if self._aws_app is None or not self._ctx.aws_endpoint_url:
+            return None
+        return self._ctx.aws_endpoint_url.rstrip("/"), self._aws_app
 
     # --- execution environments ---
 
@@ -425,6 +529,7 @@ class LambdaRuntime:
         module_name = f"gameday_lambda_{next(self._counter)}_{safe}"
         previous_env = getattr(_TLS, "env", None)
         _TLS.env = dict(environ)  # module-level code (boto3 clients) sees the function's environment
+        _TLS.aws_app = self._in_process_target()
         try:
             module = self._import(module_name, source, code_dir)
             handler = getattr(module, function_name, None)
@@ -433,7 +538,7 @@ class LambdaRuntime:
             raise InvocationError("Runtime.ImportModuleError",
                                   f"Unable to import module '{module_path}': {type(exc).__name__}: {exc}") from exc
         finally:
-            _TLS.env = previous_env
+            _TLS.env, _TLS.aws_app = previous_env, None
         if not callable(handler):
             sys.modules.pop(module_name, None)
             raise InvocationError("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_path}'")
@@ -522,7 +627,3 @@ class LambdaRuntime:
         if fn.region in self._regions and not self._stopped:
             self._ctx.truth.record("lambda_config", region=fn.region, function=fn.function_name, keys_changed=keys)
 
-
-def code_sha256(zip_bytes: bytes) -> str:
-    """CodeSha256 as Lambda reports it (base64 of the digest), for tests comparing configurations."""
-    return base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()

@@ -4,6 +4,7 @@ with the local cloud's control routes (/_gameday/...) served beside it."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from typing import Any, Callable
 from urllib.parse import parse_qsl
@@ -62,15 +63,32 @@ class ControlMiddleware:
         return [data]
 
 
+def _quiet_disconnects(handle_error: Callable[..., Any]) -> Callable[..., Any]:
+    """A client that hangs up (a stopped checker, a killed run) is not an error worth a traceback."""
+
+    def handle(request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        handle_error(request, client_address)
+
+    return handle
+
+
 class AwsEndpoint:
     """moto in server mode on host:port (0 = a free port), in a background thread."""
 
     def __init__(self, host: str, port: int, routes: ControlRoutes) -> None:
         app = ControlMiddleware(DomainDispatcherApplication(create_backend_app), routes)
-        # Raises OSError (EADDRINUSE) here, before any thread starts, if the port is taken.
+        # Bind ourselves: a taken port raises OSError (EADDRINUSE) here, where the caller turns it
+        # into a one-line error (werkzeug would print and exit the process).
+        listener = socket.create_server((host, port), backlog=128)
+        self._listener = listener
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True,
-                                                   request_handler=QuietRequestHandler)
+                                                   request_handler=QuietRequestHandler, fd=listener.fileno())
         self._server.daemon_threads = True
+        self._server.handle_error = _quiet_disconnects(self._server.handle_error)
         self._thread = threading.Thread(target=self._server.serve_forever, name="aws-endpoint", daemon=True)
 
     @property
@@ -84,4 +102,5 @@ class AwsEndpoint:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._listener.close()
         self._thread.join(timeout=5)

@@ -4,8 +4,6 @@ what moto's CloudFormation drops."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import boto3
 
 from harness.local.cfn_supplements import CfnSupplements
@@ -13,7 +11,7 @@ from harness.local.context import CloudContext
 from harness.provision import ProvisionSpec, provision
 
 
-def provision_local(ctx: CloudContext) -> dict[str, Any]:
+def provision_local(ctx: CloudContext) -> dict:
     settings = ctx.settings
     host, port = ctx.dns_address
     spec = ProvisionSpec(
@@ -39,8 +37,6 @@ def provision_local(ctx: CloudContext) -> dict[str, Any]:
         stack_timeout_s=60.0,
     )
 
-    def session(region: str) -> Any:
-        return boto3.session.Session(aws_access_key_id="gameday-local", aws_secret_access_key="gameday-local",
-                                     region_name=region)
-
-    return provision(spec, session, hooks=CfnSupplements(ctx.aws_endpoint_url))
+    # One session for every region: botocore loads each service model once.
+    session = boto3.session.Session(aws_access_key_id="gameday-local", aws_secret_access_key="gameday-local")
+    return provision(spec, lambda region: session, hooks=CfnSupplements(ctx.aws_endpoint_url))

@@ -28,7 +28,7 @@ class Route53Physics:
 
     def install(self) -> None:
         route53_api.install(self.ctx, self.fleet, self.answers)
-        self.ctx.control.add("GET", "/_gameday/route53", self._control_status)
+        self.ctx.control.add("GET", "/_gameday/route53/status", self._control_status)
 
     def start(self) -> None:
         self.dns.start()

@@ -109,6 +109,6 @@ def wait_until_item_in_region(clients: Any, deployment: Deployment, region: str,
     return ItemWait(elapsed_s=history[-1]["elapsed_s"], reached_at=history[-1]["t"], view=view, history=history)
 
 
-def replication_budget(deployment: Deployment, aws_seconds: float = 10.0, slack_s: float = 2.0) -> float:
+def replication_budget(deployment: Deployment, aws_seconds: float = 10.0, slack_s: float = 5.0) -> float:
     """Replication is 'typically within a second'; allow `aws_seconds` scaled plus slack."""
     return aws_seconds * deployment.time_scale + slack_s

@@ -153,12 +153,14 @@ def test_verify_sees_the_new_status_on_health(health_function, journal):
 def test_a_health_endpoint_that_ignores_the_environment_is_fault_not_effective(health_function, journal):
     before = health_function.env()
     health_function.site.ignore_env = True
+    fault_record = RunRecord()
     body_ran = []
     with pytest.raises(FaultNotEffective, match="still answers 200") as info:
-        with flip(health_function, journal, verify=True, verify_budget_s=1.0):
+        with flip(health_function, journal, verify=True, verify_budget_s=1.0, run_record=fault_record):
             body_ran.append(True)  # pragma: no cover
     assert not body_ran
     assert info.value.category == "fault_not_effective"
+    assert fault_record.get("verify").output["answered"] == 200
     assert health_function.env() == before, "restored although the fault never took effect"
     assert journal.entries()[0]["state"] == "restored"
 

@@ -62,7 +62,7 @@ def test_follows_the_dns_change_only_after_the_cache_expires(make_client, dns_zo
                     retry=retry_if_result(lambda r: r.address != regions[B].address))
     answer = poll(client.get, "/item/1")
     waited = time.monotonic() - t0
-    assert CACHE_S * 0.95 <= waited <= CACHE_S + 1.0
+    assert CACHE_S <= waited <= CACHE_S + 2.0
     assert answer.region == B
     assert regions[B].hosts and set(regions[B].hosts) == {DOMAIN}
     assert regions[B].connections == 1
@@ -101,6 +101,8 @@ def test_base_path_and_bad_urls(dns_zone, regions):
         assert client.post("item", json={"id": 3, "name": "x"}).status == 200
     with pytest.raises(UsageError, match="global_url"):
         GlobalClient("ftp://x", resolver)
+    with pytest.raises(UsageError, match="no client_address"):
+        GlobalClient(f"http://{DOMAIN}:{regions.port}", resolver, region="ap-south-1")
 
 
 def test_from_deployment_builds_its_resolver(dns_zone, regions):

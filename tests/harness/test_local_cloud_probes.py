@@ -129,3 +129,45 @@ def test_an_item_written_in_one_region_is_read_in_every_region(local_cloud, clie
     found = wait_until_item_in_region(clients, local_cloud, other.name, {"id": item_id},
                                       budget_s=replication_budget(local_cloud), poll_s=0.02)
     assert found.view.written_region == writer.name
+
+
+KILLED_RUN = """
+import sys, threading
+from harness.config import load_deployment
+from harness.faults import FlipHealth
+from harness.journal import Journal
+dep = load_deployment(sys.argv[1])
+with FlipHealth(dep, sys.argv[2], journal=Journal(sys.argv[3])):
+    print("INJECTED", flush=True)
+    threading.Event().wait(120)
+"""
+
+
+def test_a_run_killed_mid_fault_is_repaired_by_restore_pending(cloud, local_cloud, clients, probe, steady, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from harness.journal import restore_pending
+
+    region = local_cloud.regions[0]
+    before = health_env(local_cloud, clients, region.name)
+    journal_path = tmp_path / "journal.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(cloud.deployment_path), region.name,
+                              str(journal_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(root)))
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == "INJECTED", child.stderr.read()[-2000:] if child.poll() is not None else line
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate(timeout=10)
+    assert health_env(local_cloud, clients, region.name) == {**before, "status": "404"}
+    probe.wait_until(region.health_check_id, healthy=False, region=region.name)
+
+    outcomes = restore_pending(journal_path, clients)
+    assert [o.ok for o in outcomes] == [True], [str(o) for o in outcomes]
+    assert health_env(local_cloud, clients, region.name) == before
+    probe.wait_until(region.health_check_id, healthy=True, region=region.name)

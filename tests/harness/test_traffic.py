@@ -34,7 +34,7 @@ def _until_done(traffic, budget_s):
 
 def test_hits_the_rate_records_every_request_and_tracks_acked_writes(dns_zone, regions):
     rate, duration = 150.0, 2.0
-    traffic = _traffic(dns_zone, regions, rate=rate, duration_s=duration, threads=4, write_ratio=0.5)
+    traffic = _traffic(dns_zone, regions, rate=rate, duration_s=duration, threads=8, write_ratio=0.5)
     traffic.start()
     _until_done(traffic, duration + 10)
     events = traffic.events()
@@ -47,6 +47,7 @@ def test_hits_the_rate_records_every_request_and_tracks_acked_writes(dns_zone, r
     starts = sorted(e["t_start"] for e in events)
     achieved = (len(starts) - 1) / (starts[-1] - starts[0])
     assert achieved == pytest.approx(rate, rel=0.15)
+    assert progress.in_flight == 0 and progress.elapsed_s >= duration * 0.99  # frozen when the run ended
     assert starts[-1] - starts[0] == pytest.approx(duration, abs=0.3)  # spread over the run, not bursts
 
     puts = [e for e in events if e["op"] == "put"]
@@ -71,8 +72,8 @@ def test_follows_the_dns_change_after_the_cache_expires(dns_zone, regions):
     first_b = min(e["t_start"] for e in events if e["region"] == B)
     last_a = max(e["t_start"] for e in events if e["region"] == A)
     # The client's cache was filled before the switch, so it keeps A for at most one cache period.
-    assert first_b - switched <= CACHE_S + 0.5
-    assert last_a < first_b + 0.05  # once re-resolved, every new request goes to B
+    assert first_b - switched <= CACHE_S + 1.5
+    assert last_a < first_b + 0.3  # once re-resolved, new requests go to B (margin: a thread preempted mid-request)
     # The two test servers do not replicate: in B, reads of ids acked by A are 404s; nothing else failed.
     assert all(e["ok"] or (e["op"], e["status"], e["region"]) == ("get", 404, B) for e in events)
     assert dns_zone.zone.asked() <= 2 + (events[-1]["t_end"] - events[0]["t_start"]) / CACHE_S + 1
@@ -122,8 +123,8 @@ def test_stop_ends_a_run_without_duration_and_unrecorded_mode_keeps_counters(dns
     assert not traffic.running
     assert traffic.events() == []
     acked = traffic.acked_ids()
-    assert len(acked) == traffic.progress().sent and acked == sorted(acked)
-    assert acked[0] == 5_000_000
+    assert len(acked) == traffic.progress().sent
+    assert sorted(acked) == list(range(5_000_000, 5_000_000 + len(acked)))  # base + counter
 
 
 def test_two_runs_never_share_ids(dns_zone, regions):

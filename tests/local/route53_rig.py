@@ -26,6 +26,10 @@ INTERVAL = 10          # AWS seconds -> 0.1 s locally
 THRESHOLD = 3
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128   # 32 checkers connecting at once must not overflow the accept backlog
+
+
 class RegionServer:
     """Answers GET /prod/health with a switchable status; stop() makes it refuse connections."""
 
@@ -49,7 +53,7 @@ class RegionServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((address, port), Handler)
+        self.server = _Server((address, port), Handler)
         self.server.daemon_threads = True
         self.server.handle_error = lambda request, client_address: None   # resets at shutdown: noise
         self.address, self.port = self.server.server_address[:2]
@@ -167,7 +171,7 @@ def start_rig() -> Rig:
                        data_plane_port=servers[0].port)
     for spec in ctx.regions:
         ctx.names.add_suffix(f".execute-api.{spec.name}.amazonaws.com", spec.address)
-    physics = Route53Physics(ctx)
+    physics = Route53Physics(ctx, record_every_result=True)   # tests check every result
     physics.install()
     endpoint = AwsEndpoint("127.0.0.1", 0, ctx.control)
     endpoint.start()

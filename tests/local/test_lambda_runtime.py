@@ -277,6 +277,15 @@ def test_invocation_timeout_leaves_the_handler_running_until_it_returns(cloud: C
     wait_until_idle(cloud, "us-east-1", name, budget_s=5)
 
 
+def test_a_cold_start_is_not_held_to_the_callers_deadline(cloud: Cloud) -> None:
+    name = cloud.function("eu-west-1", SLOW)
+    # The first call in a fresh execution environment (imports, lazy boto3 setup) is the cold start.
+    assert cloud.runtime.invoke("eu-west-1", name, {"sleep_s": 0.3}, timeout=0.1) == {"slept": 0.3}
+    with pytest.raises(InvocationTimeout):
+        cloud.runtime.invoke("eu-west-1", name, {"sleep_s": 0.3}, timeout=0.1)
+    wait_until_idle(cloud, "eu-west-1", name, budget_s=5)
+
+
 def test_module_level_boto3_client_writes_to_its_own_region(cloud: Cloud) -> None:
     for region in REGIONS:
         cloud.client("dynamodb", region).create_table(
@@ -289,6 +298,23 @@ def test_module_level_boto3_client_writes_to_its_own_region(cloud: Cloud) -> Non
              for region in REGIONS}
     assert found["us-east-1"]["Item"]["written_region"] == {"S": "us-east-1"}
     assert "Item" not in found["eu-west-1"]
+
+
+def test_in_process_aws_calls_reach_the_same_backends_without_a_socket(cloud: Cloud) -> None:
+    cloud.client("dynamodb", "eu-west-1").create_table(
+        TableName="InProcessItems", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}], BillingMode="PAY_PER_REQUEST")
+    name = cloud.function("eu-west-1", PUT, env={"tableName": "InProcessItems"})
+    # Nothing listens at this URL: only a call served in-process can succeed.
+    ctx = CloudContext(settings=cloud.ctx.settings, regions=cloud.ctx.regions, aws_endpoint_url="http://127.0.0.1:9")
+    runtime = LambdaRuntime(ctx, in_process_aws=True)
+    runtime.install()
+    try:
+        assert runtime.invoke("eu-west-1", name, {"id": 11}) == {"ok": True}
+    finally:
+        runtime.stop()
+    stored = cloud.client("dynamodb", "eu-west-1").get_item(TableName="InProcessItems", Key={"id": {"N": "11"}})
+    assert stored["Item"]["written_region"] == {"S": "eu-west-1"}
 
 
 def test_stop_removes_code_and_refuses_invocations(cloud: Cloud) -> None:

@@ -4,6 +4,7 @@ resource by resource with boto3 over HTTP."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import uuid
 from pathlib import Path
@@ -11,18 +12,19 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
-import yaml
+import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from harness.errors import UsageError
 from harness.local.cfn_supplements import CfnSupplements
 from harness.local.context import CloudContext, CloudSettings, RegionSpec
+from harness.local.dataplane import DataPlane
 from harness.local.global_tables_api import GlobalTables
+from harness.local.lambda_runtime import LambdaRuntime
 from harness.local.moto_server import AwsEndpoint
 from harness.provision import INFRA_DIR, ProvisionError, ProvisionSpec, known_regions, provision, teardown
 
 REGIONS_3 = ["eu-west-1", "us-east-1", "ap-southeast-1"]
-PORT = 18080  # only written into the description and health checks; nothing listens here
 DESCRIPTION_KEYS = {"gameday_deployment", "target", "aws_endpoint_url", "time_scale", "domain", "global_url",
                     "dns_resolver", "hosted_zone_id", "routing", "record_ttl_s", "table", "regions"}
 
@@ -42,18 +44,27 @@ def no_aws(region: str) -> Any:
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[CloudContext]:
-    """The AWS endpoint with global tables (replication + APIs), as the local cloud runs them."""
-    settings = CloudSettings(regions=REGIONS_3, time_scale=0.01)
-    ctx = CloudContext(settings=settings, regions=[RegionSpec(r, f"127.0.9.{11 + i}") for i, r in enumerate(REGIONS_3)])
-    tables = GlobalTables(ctx)
+    """The AWS endpoint with global tables, the Lambda runtime and the data plane, as the local
+    cloud runs them (regions on random 127.x.y.1N addresses, one free port)."""
+    prefix = f"127.{random.randint(1, 254)}.{random.randint(0, 254)}."
+    settings = CloudSettings(regions=REGIONS_3, time_scale=0.01, data_plane_port=0)
+    ctx = CloudContext(settings=settings, regions=[RegionSpec(r, f"{prefix}{11 + i}") for i, r in enumerate(REGIONS_3)])
+    for spec in ctx.regions:
+        ctx.names.add_suffix(f".execute-api.{spec.name}.amazonaws.com", spec.address)
+    tables, runtime = GlobalTables(ctx), LambdaRuntime(ctx)
     tables.install()
+    runtime.install()
     endpoint = AwsEndpoint("127.0.0.1", 0, ctx.control)
     endpoint.start()
     ctx.aws_endpoint_url = endpoint.url
-    tables.start()
+    dataplane = DataPlane(ctx, runtime)
     try:
+        tables.start()
+        dataplane.start()
         yield ctx
     finally:
+        dataplane.stop()
+        runtime.stop()
         tables.stop()
         endpoint.stop()
 
@@ -63,8 +74,8 @@ def make_spec(rig: CloudContext, regions: list[str], **overrides: Any) -> Provis
     tag = uuid.uuid4().hex[:8]
     fields: dict[str, Any] = dict(
         regions=regions, table_name=f"Table{tag}", domain=f"api.z{tag}.test", zone=f"z{tag}.test",
-        stack_prefix=f"t{tag}", function_prefix=f"f{tag}", check_type="HTTP", check_port=PORT,
-        region_addresses={r: rig.region(r).address for r in regions if r in REGIONS_3}, data_plane_port=PORT,
+        stack_prefix=f"t{tag}", function_prefix=f"f{tag}", check_type="HTTP", check_port=rig.data_plane_port,
+        region_addresses={r: rig.region(r).address for r in regions if r in REGIONS_3}, data_plane_port=rig.data_plane_port,
         aws_endpoint_url=rig.aws_endpoint_url, time_scale=0.01, poll_interval_s=0.02, stack_timeout_s=30)
     fields.update(overrides)
     return ProvisionSpec(**fields)
@@ -128,7 +139,7 @@ def assert_region_deployed(rig: CloudContext, spec: ProvisionSpec, entry: dict[s
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
 
-    assert entry["api_url"] == f"http://{rig.region(region).address}:{PORT}/prod"
+    assert entry["api_url"] == f"http://{rig.region(region).address}:{rig.data_plane_port}/prod"
     assert entry["client_address"] == rig.region(region).address
 
 
@@ -138,7 +149,7 @@ def assert_routing(rig: CloudContext, spec: ProvisionSpec, description: dict[str
         check = r53.get_health_check(HealthCheckId=entry["health_check_id"])["HealthCheck"]["HealthCheckConfig"]
         assert (check["Type"], check["Port"], check["FullyQualifiedDomainName"], check["ResourcePath"],
                 check["RequestInterval"], check["FailureThreshold"]) == \
-            ("HTTP", PORT, entry["api_host"], "/prod/health", spec.request_interval, spec.failure_threshold)
+            ("HTTP", rig.data_plane_port, entry["api_host"], "/prod/health", spec.request_interval, spec.failure_threshold)
         tags = r53.list_tags_for_resource(ResourceType="healthcheck", ResourceId=entry["health_check_id"])
         assert {"Key": "Name", "Value": f"gameday-health-{entry['name']}"} in tags["ResourceTagSet"]["Tags"]
     zone = r53.get_hosted_zone(Id=description["hosted_zone_id"])["HostedZone"]
@@ -196,7 +207,7 @@ def test_provision_deploys_every_resource_and_describes_it(rig: CloudContext, ve
                                                               "2019.11.21": "written_region"}[version]}
         assert (description["routing"], description["domain"], description["record_ttl_s"]) == \
             (routing, spec.domain, 60)
-        assert description["global_url"] == f"http://{spec.domain}:{PORT}"
+        assert description["global_url"] == f"http://{spec.domain}:{rig.data_plane_port}"
         assert [e["name"] for e in description["regions"]] == regions
         for entry in description["regions"]:
             assert_region_deployed(rig, spec, entry)
@@ -208,6 +219,34 @@ def test_provision_deploys_every_resource_and_describes_it(rig: CloudContext, ve
     finally:
         teardown(spec, session, supplements.deleted)
     assert world(rig, spec) == before
+
+
+@pytest.mark.parametrize("version", ["2017.11.29", "2019.11.21"])
+def test_the_deployed_handlers_serve_through_the_data_plane(rig: CloudContext, version: str) -> None:
+    """End to end: a write through one region's API is read back through the other's, stamped."""
+    spec = make_spec(rig, REGIONS_3[:2], table_version=version)
+    supplements = CfnSupplements(rig.aws_endpoint_url)
+    description = provision(spec, session, supplements)
+    try:
+        first, second = description["regions"]
+        put = requests.post(f"{first['api_url']}/item", json={"id": 7, "name": "postman7"}, timeout=10)
+        assert (put.status_code, put.json()) == (200, {"id": 7, "region": first["name"]})
+        assert put.headers["x-gameday-region"] == first["name"]
+        bad = requests.post(f"{first['api_url']}/item", json={"id": "7", "name": "x"}, timeout=10)
+        assert bad.status_code == 400 and bad.json()["error"].startswith("id:")
+        for attempt in Retrying(stop=stop_after_delay(5), wait=wait_fixed(0.02),
+                                retry=retry_if_exception_type(AssertionError), reraise=True):
+            with attempt:
+                got = requests.get(f"{second['api_url']}/item/7", timeout=10)
+                assert got.status_code == 200, got.text
+        item = got.json()
+        assert got.headers["x-gameday-region"] == second["name"]
+        assert item[description["table"]["region_attribute"]] == first["name"]
+        assert requests.get(f"{second['api_url']}/item/8", timeout=10).status_code == 404
+        health = requests.get(f"{second['api_url']}/health", timeout=10)
+        assert (health.status_code, health.json()) == (200, "all done")
+    finally:
+        teardown(spec, session, supplements.deleted)
 
 
 def test_deleting_one_routing_stack_keeps_the_other_regions_record(rig: CloudContext) -> None:
@@ -295,6 +334,12 @@ def test_bad_input_is_one_line_naming_it_and_creates_nothing(rig: CloudContext, 
      "zone.yaml: missing output HostedZoneId"),
     ("global-table.yaml", '{"Resources": {"T": {"Type": "AWS::DynamoDB::Table"}}}',
      "expected exactly one AWS::DynamoDB::GlobalTable resource"),
+    ("zone.yaml", "Resources:\n  Z: {Type: AWS::Route53::HostedZone, Properties: {Name: !Ref Nme}}\n"
+                  "Outputs: {HostedZoneId: {Value: !Ref Z}}", "Resources.Z: Ref to undeclared 'Nme'"),
+    ("zone.yaml", "Resources:\n  Z: {Type: AWS::Route53::HostedZone, Properties: {Name: !Sub '${Zone}.'}}\n"
+                  "Outputs: {HostedZoneId: {Value: !GetAtt Zz.Id}}", "Ref to undeclared 'Zone'"),
+    ("zone.yaml", "Resources:\n  Z: {Type: AWS::Route53::HostedZone, Condition: Nope, Properties: {Name: a.}}\n"
+                  "Outputs: {HostedZoneId: {Value: !Ref Z}}", "Resources.Z: Condition to undeclared 'Nope'"),
 ])
 def test_bad_templates_are_refused_before_any_call(rig: CloudContext, tmp_path: Path, name: str,
                                                    text: str | None, needle: str) -> None:
@@ -312,12 +357,12 @@ def test_bad_templates_are_refused_before_any_call(rig: CloudContext, tmp_path: 
 
 
 def test_a_failing_stack_is_one_line_naming_the_stack(rig: CloudContext, tmp_path: Path) -> None:
+    """moto accepts a function whose code object is missing; AWS fails the stack (the supplement does too)."""
     templates = copy_templates(tmp_path)
-    regional = yaml.safe_load((INFRA_DIR / "regional.yaml").read_text().replace("!", "__bang__"))
     text = (INFRA_DIR / "regional.yaml").read_text().replace(
         "Code: {S3Bucket: !Ref CodeBucket, S3Key: !Ref CodeKey}\n      Environment:\n        Variables: {status: \"200\"}",
         "Code: {S3Bucket: !Ref CodeBucket, S3Key: no-such-key.zip}\n      Environment:\n        Variables: {status: \"200\"}")
-    assert regional and text != (INFRA_DIR / "regional.yaml").read_text()
+    assert text != (INFRA_DIR / "regional.yaml").read_text()
     (templates / "regional.yaml").write_text(text)
     spec = make_spec(rig, REGIONS_3[:2], table_version="2019.11.21", templates_dir=str(templates))
     supplements = CfnSupplements(rig.aws_endpoint_url)
@@ -330,3 +375,26 @@ def test_a_failing_stack_is_one_line_naming_the_stack(rig: CloudContext, tmp_pat
         assert "\n" not in message
     finally:
         teardown(spec, session, supplements.deleted)
+
+
+def test_attaching_to_an_existing_zone_creates_no_zone_and_leaves_it(rig: CloudContext) -> None:
+    spec = make_spec(rig, REGIONS_3[:2], table_version="2019.11.21")
+    r53 = client(rig, "route53", "us-east-1")
+    zone_id = r53.create_hosted_zone(Name=spec.zone, CallerReference=spec.stack_prefix)["HostedZone"]["Id"]
+    spec.hosted_zone_id = zone_id
+    supplements = CfnSupplements(rig.aws_endpoint_url)
+    try:
+        description = provision(spec, session, supplements)
+        assert description["hosted_zone_id"] == zone_id.split("/")[-1]
+        assert not any(name.endswith("-zone") for _, name in world(rig, spec)["stacks"])
+        records = r53.list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+        assert sorted(r["SetIdentifier"] for r in records if r["Type"] == "CNAME") == sorted(spec.regions)
+    finally:
+        teardown(spec, session, supplements.deleted)
+        assert zone_id in world(rig, spec)["zones"]
+        r53.delete_hosted_zone(Id=zone_id)
+
+
+def test_teardown_of_nothing_deletes_nothing(rig: CloudContext) -> None:
+    spec = make_spec(rig, REGIONS_3[:2])
+    assert teardown(spec, session) == []

@@ -236,7 +236,7 @@ def test_pause_holds_writes_back_and_resume_delivers_all_in_order(cloud: Cloud) 
         cloud.put(B, name, "from-b", "v")  # writes from a paused region are held too
         # 10 writes from A are held for B; B's write is held for A and C: 12 deliveries.
         assert cloud.poll(lambda: cloud.status()["held"] - held_before >= 12)
-        assert cloud.get(C, name, "p4") is not None  # A -> C still flows
+        assert cloud.poll(lambda: cloud.get(C, name, "p4"))  # A -> C still flows
         assert all(cloud.get(B, name, f"p{i}") is None for i in range(5))
         assert cloud.get(B, name, "ordered") is None
         assert cloud.get(A, name, "from-b") is None and cloud.get(C, name, "from-b") is None
@@ -324,3 +324,23 @@ def test_register_global_table_creates_and_replicates(cloud: Cloud) -> None:
     # Idempotent, and a new region joins with the items.
     register_global_table(name, [A, B, C], "2019.11.21")
     assert _value(cloud.get(C, name, "cfn")) == "v"
+
+
+def test_range_key_tables_and_update_item_replicate(cloud: Cloud) -> None:
+    name = cloud.create_tables(REGIONS[:2], range_key=True)
+    cloud.ddb(A).create_global_table(GlobalTableName=name, ReplicationGroup=[{"RegionName": r} for r in REGIONS[:2]])
+    key = {"id": {"S": "h"}, "sk": {"N": "1"}}
+    cloud.ddb(A).update_item(TableName=name, Key=key, UpdateExpression="SET tags = :t, n = :n",
+                             ExpressionAttributeValues={":t": {"SS": ["x"]}, ":n": {"N": "1"}})
+    cloud.ddb(A).update_item(TableName=name, Key=key, UpdateExpression="ADD tags :t, n :one",
+                             ExpressionAttributeValues={":t": {"SS": ["y"]}, ":one": {"N": "1"}})
+
+    def replica() -> dict[str, Any] | None:
+        item = cloud.ddb(B).get_item(TableName=name, Key=key, ConsistentRead=True).get("Item")
+        return item if item and item["n"] == {"N": "2"} else None
+
+    item = cloud.poll(replica)
+    assert item is not None and sorted(item["tags"]["SS"]) == ["x", "y"]
+    assert item == cloud.ddb(A).get_item(TableName=name, Key=key, ConsistentRead=True)["Item"]
+    cloud.ddb(B).delete_item(TableName=name, Key=key)
+    assert cloud.poll(lambda: "Item" not in cloud.ddb(A).get_item(TableName=name, Key=key, ConsistentRead=True))

@@ -20,22 +20,19 @@ import tenacity
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY = "canary-7f3b1c9e-do-not-publish"
+PLAIN_CANARY = "canary-plain-setting-4d2a"  # under an innocent-looking key: still a Lambda environment value
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKE"
 AWS_KEY_ID = "AKIAZ7QEXAMPLE4CANRY"
-FLIPPED = {"status": "404"}
 TITLES = ("Failover of eu-west-1 under load", "Failover of us-east-1 under load", "Harness blows up")
 
 SAMPLE_CONFTEST = textwrap.dedent('''
     from harness import reporting
 
     def pytest_sessionfinish(session):
-        alluredir = session.config.getoption("--alluredir", None)
-        if alluredir and not reporting.is_xdist_worker(session.config):
-            deployment = {"target": "local", "routing": "failover", "time_scale": 0.01,
-                          "table": {"name": "MyGlobalTable", "version": "2017.11.29"},
-                          "regions": [{"name": "eu-west-1"}, {"name": "us-east-1"}]}
-            reporting.write_environment(alluredir, reporting.environment_properties(deployment))
-            reporting.write_categories(alluredir)
+        deployment = {"target": "local", "routing": "failover", "time_scale": 0.01,
+                      "table": {"name": "MyGlobalTable", "version": "2017.11.29"},
+                      "regions": [{"name": "eu-west-1"}, {"name": "us-east-1"}]}
+        reporting.write_run_metadata(session.config, reporting.environment_properties(deployment))
 ''')
 
 SAMPLE_TESTS = textwrap.dedent('''
@@ -44,12 +41,14 @@ SAMPLE_TESTS = textwrap.dedent('''
     from harness import charts, reporting
 
     CANARY = {canary!r}
+    PLAIN_CANARY = {plain!r}
     AWS_SECRET = {aws_secret!r}
     AWS_KEY_ID = {aws_key_id!r}
 
     def lambda_configuration():
         return {{"FunctionName": "gameday-Health",
                 "Environment": {{"Variables": {{"status": "404", "API_SECRET": CANARY, "tableName": CANARY + "-t",
+                                              "FEATURE_MODE": PLAIN_CANARY,
                                               "AWS_SECRET_ACCESS_KEY": AWS_SECRET}}}},
                 "LastUpdateStatus": "Successful"}}
 
@@ -96,7 +95,7 @@ SAMPLE_TESTS = textwrap.dedent('''
         reporting.label_scenario("Game day", "Region failover", "Harness", "normal", title="Harness blows up")
         with reporting.phase("provision"):
             raise RuntimeError("provisioning exploded")
-''').format(canary=CANARY, aws_secret=AWS_SECRET, aws_key_id=AWS_KEY_ID)
+''').format(canary=CANARY, plain=PLAIN_CANARY, aws_secret=AWS_SECRET, aws_key_id=AWS_KEY_ID)
 
 
 def run_sample(workdir: Path, alluredir: Path) -> subprocess.CompletedProcess[str]:
@@ -109,6 +108,23 @@ def run_sample(workdir: Path, alluredir: Path) -> subprocess.CompletedProcess[st
     return subprocess.run([sys.executable, "-m", "pytest", "-c", str(workdir / "pytest.ini"), "--rootdir",
                            str(workdir), "-n", "2", "--alluredir", str(alluredir), str(workdir)],
                           cwd=workdir, env=env, capture_output=True, text=True, timeout=180)
+
+
+def as_new_run(results: Path, target: Path, shift_s: float = 3600) -> Path:
+    """A copy of allure `results` as if from a later run of the same tests (new result uuids, later times)."""
+    import uuid
+
+    target.mkdir(parents=True)
+    for path in results.iterdir():
+        if path.name.endswith("-result.json"):
+            data = json.loads(path.read_text())
+            data["uuid"] = str(uuid.uuid4())
+            data["start"] += int(shift_s * 1000)
+            data["stop"] += int(shift_s * 1000)
+            (target / f"{data['uuid']}-result.json").write_text(json.dumps(data))
+        else:
+            shutil.copy2(path, target / path.name)
+    return target
 
 
 def history_entries(report_dir: Path) -> list[dict]:
@@ -219,21 +235,6 @@ def chromium() -> str:
     if exe is None:
         pytest.fail("headless Chromium is not installed: apt-get install -y chromium chromium-driver")
     return exe
-
-
-def dump_dom(html: Path, fragment: str, profile: Path, budget_ms: int = 15000) -> str:
-    """The DOM of `html#fragment` after the app has rendered, from headless Chromium (no network use)."""
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-           f"--virtual-time-budget={budget_ms}", "--dump-dom", f"{html.as_uri()}#{fragment}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
-
-
-def visible_text(dom: str) -> str:
-    dom = re.sub(r"<script.*?</script>|<style.*?</style>", " ", dom, flags=re.S | re.I)
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
 _B64 = re.compile(rb"[A-Za-z0-9+/]{24,}={0,2}")

@@ -8,9 +8,14 @@ import re
 import shutil
 from pathlib import Path
 
-from reporting_helpers import (AWS_KEY_ID, AWS_SECRET, CANARY, TITLES, Browser, decoded_views, history_entries, report_test_ids)
+import pytest
+
+from reporting_helpers import (AWS_KEY_ID, AWS_SECRET, CANARY, PLAIN_CANARY, TITLES, Browser, as_new_run,
+                               decoded_views, history_entries, report_test_ids)
 
 from harness.report_builder import build_report
+
+pytestmark = pytest.mark.xdist_group("reporting-html")  # one sample run and one browser per worker
 
 
 def test_sample_run_wrote_allure_results_from_both_workers(sample_run):
@@ -97,7 +102,7 @@ def test_no_secret_anywhere_under_report_dir(sample_run):
     flipped_seen = False
     for path in files:
         for view in decoded_views(path.read_bytes()):
-            for secret in (CANARY, AWS_SECRET, AWS_KEY_ID):
+            for secret in (CANARY, PLAIN_CANARY, AWS_SECRET, AWS_KEY_ID):
                 assert secret.encode() not in view, f"{secret} leaked into {path}"
             flipped_seen |= b'"status": "404"' in view and b"API_SECRET" in view
     assert flipped_seen, "the flipped key's value should stay visible in the Lambda configuration attachment"
@@ -105,12 +110,16 @@ def test_no_secret_anywhere_under_report_dir(sample_run):
 
 def test_history_across_builds_shows_previous_run(sample_run, browser: Browser, tmp_path):
     report_dir = tmp_path / "reports"
-    results = report_dir / "allure-results"
-    shutil.copytree(sample_run["alluredir"], results)
-    first = build_report(report_dir, [results])
+    first_run = report_dir / "run-1" / "allure-results"
+    shutil.copytree(sample_run["alluredir"], first_run)
+    first = build_report(report_dir)  # default: the newest run's results, HTML in that run's dir
+    assert first == report_dir / "run-1" / "report.html"
     assert len(history_entries(report_dir)) == 1
-    second = build_report(report_dir, [results])
-    assert first == second
+    build_report(report_dir)  # rebuilding the same run replaces its history entry
+    assert len(history_entries(report_dir)) == 1
+    as_new_run(first_run, report_dir / "run-2" / "allure-results")
+    second = build_report(report_dir)
+    assert second == report_dir / "run-2" / "report.html"
     entries = history_entries(report_dir)
     assert len(entries) == 2 and entries[0]["uuid"] != entries[1]["uuid"]
     ids = report_test_ids(report_dir)
@@ -122,8 +131,6 @@ def test_history_across_builds_shows_previous_run(sample_run, browser: Browser, 
 
 
 def test_missing_allure_is_one_clear_line(tmp_path):
-    import pytest
-
     from harness.report_builder import ReportToolMissing
 
     (tmp_path / "r").mkdir()
