@@ -61,6 +61,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("failed_region", regions, ids=regions)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads xdist_group into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Against one shared deployment, destructive scenarios go to one xdist worker (run
     with --dist loadgroup), so two faults never overlap. Local clouds are per worker."""

@@ -46,6 +46,8 @@ class FailoverRun:
     evidence: dict[str, Any] = field(default_factory=dict)
     failure_category: str | None = None
     error: str | None = None
+    findings: list[str] = field(default_factory=list)   # what a game day found that is not a failure
+    traffic_events: list[dict[str, Any]] = field(default_factory=list, repr=False)  # drawn as the timeline
 
     def row(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,7 @@ class FailoverRun:
             "marks": self.marks,
             "metrics": self.figures,
             "evidence": self.evidence,
+            "findings": list(self.findings),
         }
 
 

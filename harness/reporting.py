@@ -41,6 +41,7 @@ CATEGORIES: tuple[tuple[str, str, str], ...] = (
     ("write_failed", "Write failed", "the surviving region did not acknowledge a write through the global domain"),
     ("lost_writes", "Lost writes", "acknowledged writes missing from a region after recovery"),
     ("rollback_failure", "Rollback failure", "the fault could not be undone exactly"),
+    ("slo_violation", "SLO violation", "a measured figure is outside the SLO set by the deployment or the command line"),
     ("harness_error", "Harness error", "the harness itself failed (an uncategorised exception)"),
 )
 CATEGORY_IDS = tuple(c[0] for c in CATEGORIES)

@@ -128,7 +128,8 @@ def table_cells(rows: Iterable[Mapping[str, Any]], time_scale: float = 1.0) -> t
 
 
 def render_terminal(rows: Iterable[Mapping[str, Any]], time_scale: float = 1.0) -> str:
-    """The summary table as aligned plain text for a terminal."""
+    """The summary table as aligned plain text for a terminal (then one line per finding)."""
+    rows = list(rows)
     header, body = table_cells(rows, time_scale)
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
@@ -136,7 +137,13 @@ def render_terminal(rows: Iterable[Mapping[str, Any]], time_scale: float = 1.0) 
     lines = [line, rule] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
     if time_scale and time_scale < 1.0:
         lines.append(f"(time scale {time_scale:g}: AWS-equivalent seconds in brackets)")
+    lines += [f"finding: {_row_name(r)}: {f}" for r in rows for f in (r.get("findings") or [])]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _row_name(row: Mapping[str, Any]) -> str:
+    region = row.get("failed_region")
+    return f"{row.get('scenario')}" + (f" [{region}]" if region else "")
 
 
 def _md_escape(text: str) -> str:
@@ -164,6 +171,10 @@ def render_markdown(run_id: str, rows: Sequence[Mapping[str, Any]], time_scale: 
             reason = (r.get("evidence") or {}).get("message") or r.get("message") or ""
             out.append(f"- **{_md_escape(str(r.get('scenario')))}**: {r.get('failure_category') or 'uncategorised'}"
                        + (f": {_md_escape(str(reason))}" if reason else ""))
+    found = [(r, f) for r in rows for f in (r.get("findings") or [])]
+    if found:
+        out += ["", "## Findings", ""]
+        out += [f"- **{_md_escape(_row_name(r))}**: {_md_escape(str(f))}" for r, f in found]
     charted = [r for r in rows if r.get("charts")]
     if charted:
         out += ["", "## Charts"]

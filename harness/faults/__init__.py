@@ -145,9 +145,12 @@ def signals_deferred(after: dict[int, Any] | None = None) -> Iterator[list[int]]
 
 def restorer_for(fault: str) -> Callable[[dict[str, Any], Any], str]:
     """The function that undoes a journal entry of `fault`: (entry, clients) -> detail."""
-    from harness.faults import lambda_env
+    from harness.faults import concurrency, lambda_env, replication
 
-    restorers = {"flip_health": lambda_env.restore_entry}
+    restorers = {"flip_health": lambda_env.restore_entry,
+                 "replication_pause": replication.restore_entry,
+                 "replication_drop": replication.restore_entry,
+                 concurrency.FAULT_NAME: concurrency.restore_entry}
     try:
         return restorers[fault]
     except KeyError:

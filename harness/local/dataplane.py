@@ -39,6 +39,7 @@ from harness.local.lambda_runtime import (FunctionNotFound, InvocationError, Inv
                                           Throttled)
 
 INTEGRATION_TIMEOUT_AWS_S = 29
+INTEGRATION_TIMEOUT_FLOOR_S = 5.0
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_HOST = re.compile(r"^([a-z0-9]+)\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 LAMBDA_URI = re.compile(r"^arn:aws[a-z-]*:apigateway:([a-z0-9-]+):lambda:path/2015-03-31/functions/(.+)/invocations$")
@@ -137,7 +138,9 @@ class Gateway:
     def __init__(self, ctx: CloudContext, runtime: LambdaRuntime) -> None:
         self._ctx = ctx
         self._runtime = runtime
-        self._timeout = ctx.scale.timeout(INTEGRATION_TIMEOUT_AWS_S)
+        # Scaled, but never below a floor: at 0.01 the 29 s limit would be 0.29 s, and a loaded
+        # 2-core machine would turn slow-but-healthy handlers into spurious 504s.
+        self._timeout = max(ctx.scale.seconds(INTEGRATION_TIMEOUT_AWS_S), INTEGRATION_TIMEOUT_FLOOR_S)
 
     # --- routing ---
 

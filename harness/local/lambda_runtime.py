@@ -30,6 +30,7 @@ endpoint are served by the same WSGI app without a socket; see _send_in_process.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import functools
 import hashlib
@@ -387,6 +388,7 @@ class LambdaRuntime:
         if self._aws_app is not None:
             _install_in_process_hook()
         self._root = Path(tempfile.mkdtemp(prefix="gameday-lambda-"))
+        atexit.register(shutil.rmtree, self._root, True)  # also when the process exits without stop()
         self._pool = concurrent.futures.ThreadPoolExecutor(self.MAX_WORKERS, thread_name_prefix="lambda")
         with _ACTIVE_LOCK:
             _ACTIVE.append(self)

@@ -105,7 +105,7 @@ class EmbeddedCloud:
         self._add_control_routes()
 
         tables = GlobalTables(ctx)
-        runtime = LambdaRuntime(ctx)
+        runtime = LambdaRuntime(ctx, in_process_aws=self.settings.handler_transport == "in-process")
         route53 = Route53Physics(ctx)
         for component in (tables, runtime, route53):
             component.install()  # moto patches, before the first request
@@ -122,13 +122,13 @@ class EmbeddedCloud:
 
         tables.start()
         self._stoppers.append(tables)
+        self._stoppers.append(runtime)  # stopped after the data plane that calls it
         dataplane = DataPlane(ctx, runtime)
         try:
             dataplane.start()
         except OSError as exc:
             raise UsageError(f"--port: cannot listen on port {self.settings.data_plane_port} ({exc.strerror})") from exc
         self._stoppers.append(dataplane)
-        self._stoppers.append(runtime)
         try:
             route53.start()
         except OSError as exc:
@@ -199,6 +199,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--health-check-interval", type=int, default=10, choices=(10, 30))
     parser.add_argument("--failure-threshold", type=int, default=3)
     parser.add_argument("--ttl", type=int, default=60, help="the custom domain records' TTL (AWS seconds)")
+    parser.add_argument("--handler-transport", default="in-process", choices=("in-process", "http"),
+                        help="how handlers' boto3 calls reach AWS_ENDPOINT_URL: straight into the endpoint's app "
+                             "(default, faster) or over loopback TCP")
 
 
 def settings_from_args(args: argparse.Namespace) -> CloudSettings:
@@ -224,6 +227,7 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
         request_interval_s=args.health_check_interval,
         failure_threshold=args.failure_threshold,
         record_ttl_s=args.ttl,
+        handler_transport=args.handler_transport,
     )
 
 

@@ -230,3 +230,29 @@ def test_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--aws-port" in lines[0], result.stderr
     assert not (tmp_path / "d.yaml").exists()
+
+
+@pytest.mark.parametrize("breakage, named", [
+    ("regional.yaml", "regional.yaml"),                      # not valid YAML
+    ("unsupported", "AWS::EC2::Instance"),                   # a resource type the local cloud does not run
+])
+def test_bad_templates_for_local_up_are_one_line_exit_2(tmp_path: Path, breakage: str, named: str) -> None:
+    import shutil as _shutil
+
+    from harness.provision import INFRA_DIR
+
+    templates = tmp_path / "templates"
+    _shutil.copytree(INFRA_DIR, templates, ignore=_shutil.ignore_patterns("__pycache__", "*.py", "functions"))
+    if breakage == "regional.yaml":
+        (templates / "regional.yaml").write_text("Resources: [unclosed\n")
+    else:
+        zone = (templates / "zone.yaml").read_text()
+        assert "\nResources:\n" in zone
+        extra = "\nResources:\n  Extra:\n    Type: AWS::EC2::Instance\n    Properties: {}\n"
+        (templates / "zone.yaml").write_text(zone.replace("\nResources:\n", extra, 1))
+    result = gameday("local", "up", "--port", "0", "--templates", str(templates), "--deployment-out",
+                     str(tmp_path / "d.yaml"), report_dir=tmp_path, timeout=120)
+    assert result.code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert not (tmp_path / "d.yaml").exists()

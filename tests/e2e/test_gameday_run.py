@@ -38,3 +38,26 @@ def test_fresh_run_fails_over_every_region_and_agrees_with_ground_truth(tmp_path
     assert "region_failover" in out and "eu-west-1" in out and "AWS" in out  # the summary table
     run_dir = next(p for p in tmp_path.iterdir() if (p / "summary.md").exists())
     assert "| region_failover |" in (run_dir / "summary.md").read_text()
+
+
+def test_parallel_workers_against_one_shared_deployment_never_overlap_faults(tmp_path: Path) -> None:
+    """-n 2 against one deployment: the destructive scenarios go to one worker (xdist_group +
+    loadgroup), so their fault windows never overlap."""
+    from harness.local.cloud import LocalCloud
+
+    with LocalCloud() as cloud:
+        result = gameday("run", "--deployment", str(cloud.deployment_path), "-n", "2", "--report-dir",
+                         str(tmp_path), "--no-html", report_dir=tmp_path)
+    assert result.code == 0, result.stdout[-4000:]
+    rows = sorted(result.rows(), key=lambda r: r["marks"]["fault"])
+    assert len(rows) == 2
+    first, second = rows
+    assert first["marks"]["restore"] <= second["marks"]["fault"]
+
+
+def test_parallel_workers_each_start_their_own_cloud(tmp_path: Path) -> None:
+    result = gameday("run", "-n", "2", "--report-dir", str(tmp_path), "--no-html", report_dir=tmp_path)
+    assert result.code == 0, result.stdout[-4000:]
+    rows = result.rows()
+    assert sorted(r["failed_region"] for r in rows) == ["eu-west-1", "us-east-1"]
+    assert all(r["verdict"] == "pass" for r in rows)
