@@ -29,6 +29,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="time scale of the embedded local cloud (default 0.01)")
     group.addoption("--run-dir", metavar="DIR", default=os.environ.get("GAMEDAY_RUN_DIR"),
                     help="run output directory (default: reports/<run-id>)")
+    # game days under load (harness/under_load.py); each also reads an environment variable
+    group.addoption("--load-acked-writes", metavar="N", default=None,
+                    help="under load: keep going after recovery until N writes were acknowledged "
+                         "(env GAMEDAY_LOAD_ACKED_WRITES, default 1000)")
+    group.addoption("--load-rate", metavar="RPS", default=None,
+                    help="under load: requests per second (env GAMEDAY_LOAD_RATE, default 120)")
+    group.addoption("--load-write-ratio", metavar="SHARE", default=None,
+                    help="under load: share of writes (env GAMEDAY_LOAD_WRITE_RATIO, default 0.8)")
+    group.addoption("--slo", metavar="NAME=MAX", action="append", default=None,
+                    help="an SLO over the deployment file's, AWS-equivalent seconds for *_s figures; repeatable "
+                         "(env GAMEDAY_SLO=\"a=1,b=2\")")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -70,8 +81,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("destructive"):
             item.add_marker(pytest.mark.xdist_group(SHARED_DEPLOYMENT_GROUP))
-        if item.get_closest_marker("local_only"):
-            item.add_marker(pytest.mark.skip(reason="needs the embedded local cloud (run without --deployment)"))
+        if item.get_closest_marker("local_only") and not _deployment_is_local(config):
+            item.add_marker(pytest.mark.skip(reason="needs the embedded local cloud (run without --deployment, "
+                                                    "or with a local cloud's description)"))
+
+
+def _deployment_is_local(config: pytest.Config) -> bool:
+    """A description of a local cloud (target local, with a control endpoint) can take local-only faults."""
+    from harness.config import load_deployment
+
+    dep = load_deployment(config.getoption("--deployment"))
+    return dep.target == "local" and bool(dep.control_url)
 
 
 @pytest.fixture(scope="session")
@@ -130,3 +150,53 @@ def _write_allure_run_files(alluredir: Path, session: Any) -> None:
                                              failure_threshold=config.get("FailureThreshold", 3))
     reporting.write_environment(alluredir, props)
     reporting.write_categories(alluredir)
+
+
+@pytest.fixture(scope="session")
+def load_settings(pytestconfig: pytest.Config) -> Any:
+    """Traffic settings of the game days under load (command line > environment > default)."""
+    from harness.under_load import LoadSettings
+
+    return LoadSettings.from_sources({"acked_writes": pytestconfig.getoption("--load-acked-writes"),
+                                      "rate": pytestconfig.getoption("--load-rate"),
+                                      "write_ratio": pytestconfig.getoption("--load-write-ratio")})
+
+
+@pytest.fixture(scope="session")
+def slo_overrides(pytestconfig: pytest.Config) -> dict[str, float]:
+    from harness.under_load import slo_overrides as parse
+
+    return parse(pytestconfig.getoption("--slo"))
+
+
+@pytest.fixture(scope="session")
+def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path) -> Iterator[Any]:
+    """routing -> a GamedaySession on a deployment with that routing: the main one if it has it, else
+    (embedded cloud only) a second local cloud started on first use, else the test is skipped."""
+    from contextlib import ExitStack
+
+    from harness.session import GamedaySession
+
+    sessions: dict[str, Any] = {gameday.deployment.routing: gameday}
+    with ExitStack() as stack:
+        def get(routing: str) -> Any:
+            if routing in sessions:
+                return sessions[routing]
+            if pytestconfig.getoption("--deployment"):
+                pytest.skip(f"needs a {routing}-routed deployment; {gameday.deployment_path} routes by "
+                            f"{gameday.deployment.routing} (run without --deployment to use embedded local clouds)")
+            from harness.local.cloud import LocalCloud
+
+            gameday.progress.say(f"starting a second local cloud with {routing} routing")
+            scale = pytestconfig.getoption("--time-scale") or 0.01
+            cloud = stack.enter_context(LocalCloud(time_scale=scale, routing=routing))
+            sessions[routing] = GamedaySession.open(cloud.deployment_path, run_dir=run_dir, local_cloud=cloud)
+            return sessions[routing]
+
+        yield get
+
+
+@pytest.fixture
+def latency_gameday(gameday_for_routing: Any) -> Any:
+    """A GamedaySession on a latency-routed deployment (see gameday_for_routing)."""
+    return gameday_for_routing("latency")

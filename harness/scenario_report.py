@@ -52,6 +52,9 @@ def _finish(session: GamedaySession, run: Any, record: reporting.RunRecord) -> N
     for name in ("health_observations", "dns_answers", "item_by_region", "write", "read_back", "fault_journal"):
         if name in evidence:
             reporting.attach_json(name.replace("_", " "), evidence[name])
+    findings = getattr(run, "findings", None)
+    if findings:  # what the game day found that is not a failure (e.g. a blind spot)
+        reporting.attach_json("findings", findings)
     reporting.attach_json("evidence", evidence)
     reporting.attach_metrics("metrics", {**run.figures, "survivor": run.survivor, "time_scale": scale})
     if run.failure_category:

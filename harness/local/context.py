@@ -45,6 +45,7 @@ class CloudSettings:
     failure_threshold: int = 3
     record_ttl_s: int = 60
     templates_dir: str | None = None    # None: the reference templates in infra/
+    integration_timeout_floor_s: float = 5.0  # API Gateway's 29 s, scaled, never below this
     handler_transport: str = "in-process"  # handlers' boto3 -> AWS endpoint: "in-process" app call or "http"
 
 

@@ -39,7 +39,6 @@ from harness.local.lambda_runtime import (FunctionNotFound, InvocationError, Inv
                                           Throttled)
 
 INTEGRATION_TIMEOUT_AWS_S = 29
-INTEGRATION_TIMEOUT_FLOOR_S = 5.0
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 API_HOST = re.compile(r"^([a-z0-9]+)\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 LAMBDA_URI = re.compile(r"^arn:aws[a-z-]*:apigateway:([a-z0-9-]+):lambda:path/2015-03-31/functions/(.+)/invocations$")
@@ -132,15 +131,20 @@ def _resource_path(api: Any, resource: Any) -> str:
     return "/" + "/".join(reversed(parts))
 
 
+def integration_timeout(ctx: CloudContext) -> float:
+    """API Gateway's 29 s, scaled, but never below a floor (settings.integration_timeout_floor_s):
+    at 0.01 it would be 0.29 s, and a loaded 2-core machine would turn slow-but-healthy handlers
+    into spurious 504s."""
+    return max(ctx.scale.seconds(INTEGRATION_TIMEOUT_AWS_S), ctx.settings.integration_timeout_floor_s)
+
+
 class Gateway:
     """What API Gateway does with one request: route, build the proxy event, invoke, map the answer."""
 
     def __init__(self, ctx: CloudContext, runtime: LambdaRuntime) -> None:
         self._ctx = ctx
         self._runtime = runtime
-        # Scaled, but never below a floor: at 0.01 the 29 s limit would be 0.29 s, and a loaded
-        # 2-core machine would turn slow-but-healthy handlers into spurious 504s.
-        self._timeout = max(ctx.scale.seconds(INTEGRATION_TIMEOUT_AWS_S), INTEGRATION_TIMEOUT_FLOOR_S)
+        self._timeout = integration_timeout(ctx)
 
     # --- routing ---
 

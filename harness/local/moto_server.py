@@ -3,7 +3,6 @@ with the local cloud's control routes (/_gameday/...) served beside it."""
 
 from __future__ import annotations
 
-import functools
 import json
 import socket
 import threading
@@ -28,14 +27,101 @@ METHOD_NAMES = patches.declare(
     "moto.core.responses:method_names_from_class", kind="wrap", signature="(clazz: 'object') -> 'list[str]'",
     why="inspect.getmembers of the response class on every request; memoised per class")
 
+# Start-up: every botocore Session builds its own data loader, so each re-reads and re-parses the
+# same JSON (endpoints, service models). moto alone creates three Sessions while importing
+# moto.ec2 (which moto.cloudformation imports), each parsing the EC2 model (~0.2 s each); the
+# provisioner, the CloudFormation supplements and the handlers build more. One loader per search
+# path for the whole process: botocore registers no handler that mutates loaded service data,
+# and one Session already shares its loader's cached dicts between all its clients.
+SHARED_LOADER = patches.declare(
+    "botocore.session:create_loader", kind="wrap", signature="(search_path_string=None)",
+    why="one botocore data loader per search path in the cloud process: each JSON model parsed once")
+# CloudFormation templates arrive as JSON (harness/provision.py sends json.dumps); moto parses
+# every TemplateBody with PyYAML's pure-Python loader first (~30 ms per template). JSON is YAML,
+# so json.loads gives the same document; anything that is not JSON goes to moto's parser.
+PARSE_TEMPLATE = patches.declare(
+    "moto.cloudformation.models:Stack.parse_template", kind="wrap",
+    signature="(template: 'str') -> 'dict[str, Any]'",
+    why="JSON template bodies parsed with json (same document) instead of PyYAML's pure-Python loader")
+
+# Per request: every `xxx_backends[account][region]` lookup (moto's handlers do several per request,
+# and so do the data plane, the runtime and replication) takes moto's global backend lock, copies
+# the account keys into a list and scans the list of every BackendDict ever used, comparing with a
+# Python __eq__. When the account's backend exists it is returned directly; otherwise moto's own
+# code runs (moto's reset clears the dict and its registry together, so "present" implies
+# "registered").
+BACKEND_LOOKUP = patches.declare(
+    "moto.core.base_backend:BackendDict.__getitem__", kind="wrap",
+    signature="(self, account_id: str) -> moto.core.base_backend.AccountSpecificBackend[~SERVICE_BACKEND]",
+    why="an existing account backend returned without moto's global lock and registry scan")
+
+
+def _fast_backend_lookup(original: Callable[..., Any]) -> Callable[..., Any]:
+    def __getitem__(self: dict, account_id: str) -> Any:  # noqa: N807
+        try:
+            return dict.__getitem__(self, account_id)
+        except KeyError:
+            return original(self, account_id)
+
+    return __getitem__
+
+
+def install_shared_botocore_loader() -> None:
+    """Before the first botocore Session of the process (idempotent)."""
+    if SHARED_LOADER._applied:
+        return
+    create = SHARED_LOADER.original()
+    loaders: dict[Any, Any] = {}
+    lock = threading.Lock()
+
+    def shared_loader(search_path_string: Any = None) -> Any:
+        with lock:
+            if search_path_string not in loaders:
+                loaders[search_path_string] = create(search_path_string)
+            return loaders[search_path_string]
+
+    SHARED_LOADER.apply(shared_loader)
+
+
+def _json_first(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse_template(template: str) -> Any:
+        if isinstance(template, str) and template.lstrip().startswith("{"):
+            try:
+                return json.loads(template)
+            except ValueError:
+                pass
+        return parse(template)
+
+    return staticmethod(parse_template)  # type: ignore[return-value]
+
 
 def install_speedups() -> None:
     """Apply the caches above (idempotent); before the endpoint serves its first request."""
+    install_shared_botocore_loader()
     if not MODULE_LIST._applied:
         modules = tuple(MODULE_LIST.original()())
         MODULE_LIST.apply(lambda: modules)
     if not METHOD_NAMES._applied:
-        METHOD_NAMES.apply(functools.lru_cache(maxsize=None)(METHOD_NAMES.original()))
+        METHOD_NAMES.apply(_method_names_cache(METHOD_NAMES.original()))
+
+
+def _method_names_cache(method_names_from_class: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
+    """Memoised per class and per number of class attributes: the local cloud adds operations
+    to moto's response classes (patches.declare(kind="add")), which must show up at once."""
+    cache: dict[tuple[Any, int], list[str]] = {}
+
+    def cached(clazz: Any) -> list[str]:
+        key = (clazz, len(vars(clazz)))
+        names = cache.get(key)
+        if names is None:
+            names = cache[key] = method_names_from_class(clazz)
+        return names
+
+    return cached
+    if not BACKEND_LOOKUP._applied:
+        BACKEND_LOOKUP.apply(_fast_backend_lookup(BACKEND_LOOKUP.original()))
+    if not PARSE_TEMPLATE._applied:
+        PARSE_TEMPLATE.apply(_json_first(PARSE_TEMPLATE.original()))
 
 
 class QuietRequestHandler(MotoRequestHandler):

@@ -34,3 +34,9 @@ class GroundTruth:
         with self._lock:
             snapshot = list(self._events)
         return [e for e in snapshot if e["seq"] > since and (kind is None or e["kind"] == kind)]
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the latest event recorded (0: none yet)."""
+        with self._lock:
+            return self._seq

@@ -41,7 +41,7 @@ def region_of(cloud: LocalCloud, name: str) -> dict:
 
 
 def run_failing(cloud: LocalCloud, tmp_path: Path, region: str) -> dict:
-    result = gameday("run", "--deployment", str(cloud.deployment_path), "--fail-region", region,
+    result = gameday("run", "--deployment", str(cloud.deployment_path), "-k", "region_failover", "--fail-region", region,
                      "--report-dir", str(tmp_path), "--no-html", report_dir=tmp_path)
     assert result.code != 0, result.stdout[-3000:]
     (row,) = result.rows()

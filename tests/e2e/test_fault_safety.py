@@ -20,7 +20,17 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 from harness.local.cloud import LocalCloud
 from run_helpers import gameday, popen_gameday
 
-CANARY = {"status": "200", "OTHER_SETTING": "kept-as-is", "EMPTY": ""}
+CANARY_VALUE = "canary-5e3c7e7-value"
+CANARY = {"status": "200", "OTHER_SETTING": CANARY_VALUE, "DB_PASSWORD": "hunter2-canary", "EMPTY": ""}
+
+
+def assert_no_canary_under(report_dir: Path) -> None:
+    """No Lambda environment value other than the flipped key reaches run output or reports."""
+    files = [p for p in report_dir.rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        assert CANARY_VALUE.encode() not in data and b"hunter2-canary" not in data, path
 
 
 @pytest.fixture
@@ -66,7 +76,7 @@ def wait_until_flipped(cloud: LocalCloud, budget_s: float = 60) -> str:
 
 def test_environment_identical_after_passing_and_failing_runs(slow_cloud: LocalCloud, tmp_path: Path) -> None:
     before = set_canary_environment(slow_cloud)
-    passed = gameday("run", "--deployment", str(slow_cloud.deployment_path), "--report-dir", str(tmp_path),
+    passed = gameday("run", "--deployment", str(slow_cloud.deployment_path), "-k", "region_failover", "--report-dir", str(tmp_path),
                      "--no-html", report_dir=tmp_path)
     assert passed.code == 0, passed.stdout[-3000:]
     assert environments(slow_cloud) == before
@@ -76,16 +86,17 @@ def test_environment_identical_after_passing_and_failing_runs(slow_cloud: LocalC
     survivor = described["regions"][1]
     lambda_client(slow_cloud, survivor["name"]).put_function_concurrency(
         FunctionName=survivor["functions"]["put"], ReservedConcurrentExecutions=0)
-    failed = gameday("run", "--deployment", str(slow_cloud.deployment_path), "--fail-region",
+    failed = gameday("run", "--deployment", str(slow_cloud.deployment_path), "-k", "region_failover", "--fail-region",
                      described["regions"][0]["name"], "--report-dir", str(tmp_path), "--no-html", report_dir=tmp_path)
     assert failed.code != 0
     assert environments(slow_cloud) == before
+    assert_no_canary_under(tmp_path)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_restores(slow_cloud: LocalCloud, tmp_path: Path, sig: int) -> None:
     before = set_canary_environment(slow_cloud)
-    proc = popen_gameday("run", "--deployment", str(slow_cloud.deployment_path), "--report-dir", str(tmp_path),
+    proc = popen_gameday("run", "--deployment", str(slow_cloud.deployment_path), "-k", "region_failover", "--report-dir", str(tmp_path),
                          "--no-html")
     try:
         wait_until_flipped(slow_cloud)
@@ -101,7 +112,7 @@ def test_interrupted_run_restores(slow_cloud: LocalCloud, tmp_path: Path, sig: i
 
 def test_sigkill_mid_fault_then_gameday_restore(slow_cloud: LocalCloud, tmp_path: Path) -> None:
     before = set_canary_environment(slow_cloud)
-    proc = popen_gameday("run", "--deployment", str(slow_cloud.deployment_path), "--report-dir", str(tmp_path),
+    proc = popen_gameday("run", "--deployment", str(slow_cloud.deployment_path), "-k", "region_failover", "--report-dir", str(tmp_path),
                          "--no-html")
     try:
         region = wait_until_flipped(slow_cloud)

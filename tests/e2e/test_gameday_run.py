@@ -12,7 +12,8 @@ REQUEST_MARGIN_S = 0.25
 
 
 def test_fresh_run_fails_over_every_region_and_agrees_with_ground_truth(tmp_path: Path) -> None:
-    result = gameday("run", "--report-dir", str(tmp_path), "--no-html", report_dir=tmp_path)
+    result = gameday("run", "-k", "region_failover", "--report-dir", str(tmp_path), "--no-html",
+                     report_dir=tmp_path)
     assert result.code == 0, result.stdout[-4000:] + result.stderr[-2000:]
     rows = result.rows()
     assert sorted(r["failed_region"] for r in rows) == ["eu-west-1", "us-east-1"]
@@ -46,7 +47,8 @@ def test_parallel_workers_against_one_shared_deployment_never_overlap_faults(tmp
     from harness.local.cloud import LocalCloud
 
     with LocalCloud() as cloud:
-        result = gameday("run", "--deployment", str(cloud.deployment_path), "-n", "2", "--report-dir",
+        result = gameday("run", "--deployment", str(cloud.deployment_path), "-k", "region_failover", "-n", "2",
+                         "--report-dir",
                          str(tmp_path), "--no-html", report_dir=tmp_path)
     assert result.code == 0, result.stdout[-4000:]
     rows = sorted(result.rows(), key=lambda r: r["marks"]["fault"])
@@ -56,7 +58,8 @@ def test_parallel_workers_against_one_shared_deployment_never_overlap_faults(tmp
 
 
 def test_parallel_workers_each_start_their_own_cloud(tmp_path: Path) -> None:
-    result = gameday("run", "-n", "2", "--report-dir", str(tmp_path), "--no-html", report_dir=tmp_path)
+    result = gameday("run", "-k", "region_failover", "-n", "2", "--report-dir", str(tmp_path), "--no-html",
+                     report_dir=tmp_path)
     assert result.code == 0, result.stdout[-4000:]
     rows = result.rows()
     assert sorted(r["failed_region"] for r in rows) == ["eu-west-1", "us-east-1"]

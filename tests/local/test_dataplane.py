@@ -22,7 +22,7 @@ import requests
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.local.context import CloudContext, CloudSettings, RegionSpec
-from harness.local.dataplane import INTEGRATION_TIMEOUT_AWS_S, DataPlane
+from harness.local.dataplane import DataPlane, integration_timeout
 from harness.local.lambda_runtime import LambdaRuntime
 from harness.local.moto_server import AwsEndpoint
 
@@ -114,7 +114,7 @@ class Cloud:
 
     def __init__(self) -> None:
         a, b = random.randint(1, 254), random.randint(1, 254)
-        self.ctx = CloudContext(settings=CloudSettings(regions=list(REGIONS), data_plane_port=0),
+        self.ctx = CloudContext(settings=CloudSettings(regions=list(REGIONS), data_plane_port=0, integration_timeout_floor_s=0.5),
                                 regions=[RegionSpec(REGIONS[0], f"127.{a}.{b}.11"),
                                          RegionSpec(REGIONS[1], f"127.{a}.{b}.12")])
         self.runtime = LambdaRuntime(self.ctx)
@@ -251,7 +251,7 @@ def test_reserved_concurrency_zero_gives_internal_server_error(cloud: Cloud) -> 
 
 def test_reserved_concurrency_caps_executions_behind_the_api(cloud: Cloud) -> None:
     lam = cloud.client("lambda", "eu-west-1")
-    hold_s = cloud.ctx.scale.timeout(INTEGRATION_TIMEOUT_AWS_S) / 2
+    hold_s = integration_timeout(cloud.ctx) / 2
     lam.put_function_concurrency(FunctionName="test-Slow", ReservedConcurrentExecutions=1)
     try:
         with ThreadPoolExecutor(1) as pool:
@@ -304,7 +304,7 @@ def test_malformed_proxy_response_gives_bad_gateway(cloud: Cloud) -> None:
 
 
 def test_handler_past_the_integration_timeout_gives_gateway_timeout(cloud: Cloud) -> None:
-    budget = cloud.ctx.scale.timeout(INTEGRATION_TIMEOUT_AWS_S)
+    budget = integration_timeout(cloud.ctx)
     assert requests.get(cloud.url("us-east-1", "/slow"), timeout=5).status_code == 200  # warm: a cold start is not timed
     try:
         started = time.monotonic()
