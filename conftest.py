@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -124,10 +125,11 @@ def deployment_file(pytestconfig: pytest.Config) -> Iterator[tuple[Path, Any]]:
 @pytest.fixture(scope="session")
 def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], run_dir: Path) -> Iterator[Any]:
     """Everything a scenario needs: deployment, clients, probes, resolver, journal, rows."""
-    from harness.session import GamedaySession
+    from harness.session import GamedaySession, Progress
 
     path, cloud = deployment_file
-    session = GamedaySession.open(path, run_dir=run_dir, local_cloud=cloud)
+    session = GamedaySession.open(path, run_dir=run_dir, local_cloud=cloud,
+                                  progress=Progress(write=_terminal_writer(request.config)))
     shutil.copyfile(path, run_dir / "deployment.yaml")
     alluredir = request.config.getoption("--alluredir", default=None)
     if alluredir:
@@ -136,6 +138,20 @@ def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], r
         yield session
     finally:
         session.close()
+
+
+def _terminal_writer(config: pytest.Config) -> Any:
+    """Progress lines reach the terminal even while pytest captures output (fd-level)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+
+    def write(line: str) -> None:
+        if capman is None:
+            print(line, flush=True)
+            return
+        with capman.global_and_fixture_disabled():
+            print(line, file=sys.stderr, flush=True)
+
+    return write
 
 
 def _write_allure_run_files(alluredir: Path, session: Any) -> None:
@@ -175,7 +191,7 @@ def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path
     (embedded cloud only) a second local cloud started on first use, else the test is skipped."""
     from contextlib import ExitStack
 
-    from harness.session import GamedaySession
+    from harness.session import GamedaySession, Progress
 
     sessions: dict[str, Any] = {gameday.deployment.routing: gameday}
     with ExitStack() as stack:

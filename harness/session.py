@@ -14,7 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.aws import AwsClients
 from harness.config import Deployment, load_deployment
@@ -29,8 +29,10 @@ class Progress:
     """One line per change (or per second) during long waits, straight to the terminal:
     pytest captures stdout, but a person watching a game day wants to see the wait."""
 
-    def __init__(self, stream: Any = None, min_interval_s: float = 1.0) -> None:
+    def __init__(self, stream: Any = None, min_interval_s: float = 1.0,
+                 write: Callable[[str], None] | None = None) -> None:
         self._stream = stream or sys.__stderr__
+        self._write = write
         self._min_interval_s = min_interval_s
         self._last: tuple[Any, float] = (None, 0.0)
         self._lock = threading.Lock()
@@ -53,7 +55,10 @@ class Progress:
         if os.environ.get("GAMEDAY_QUIET"):
             return
         try:
-            print(line, file=self._stream, flush=True)
+            if self._write is not None:
+                self._write(line)
+            else:
+                print(line, file=self._stream, flush=True)
         except (OSError, ValueError):
             pass
 
@@ -71,7 +76,8 @@ class GamedaySession:
     progress: Progress = field(default_factory=Progress)
 
     @classmethod
-    def open(cls, deployment_path: str | Path, *, run_dir: Path, local_cloud: Any = None) -> "GamedaySession":
+    def open(cls, deployment_path: str | Path, *, run_dir: Path, local_cloud: Any = None,
+             progress: Progress | None = None) -> "GamedaySession":
         deployment = load_deployment(deployment_path)
         clients = AwsClients(deployment)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +92,7 @@ class GamedaySession:
             journal=journal,
             resolver=Resolver.from_deployment(deployment, cache=False),
             local_cloud=local_cloud,
+            progress=progress or Progress(),
         )
 
     def add_row(self, row: dict[str, Any]) -> Path:

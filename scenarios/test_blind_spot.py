@@ -61,6 +61,7 @@ def test_blind_spot_put_throttled_health_ok(gameday) -> None:
             with ThrottleFunction(dep, region.name, function="put", clients=gameday.clients,
                                   journal=gameday.journal) as fault:
                 run.marks["fault"] = fault.injected_at
+                verified_t = time.time()  # the regional route answered "throttled": in effect from here
                 run.evidence["fault"] = {"region": region.name, "function": fault.function,
                                          "reserved_concurrency": 0, "before": fault.before,
                                          "verified": fault.verified}
@@ -97,7 +98,9 @@ def test_blind_spot_put_throttled_health_ok(gameday) -> None:
         run.evidence["health_observations"] = health_seen
         run.evidence["dns_answers"] = dns_seen[-20:]
         fault_t, restore_t = run.marks["fault"], run.marks["restore"]
-        during = [e for e in events if fault_t <= e["t_start"] < restore_t]
+        # Requests wholly inside the fault: started after the throttle took effect, answered before the
+        # restore began (a slow request answered later may have reached the restored function).
+        during = [e for e in events if verified_t <= e["t_start"] and e["t_end"] < restore_t]
         # A throttled write's 500 comes from API Gateway, without the handler's region header: such an
         # event names the address it went to, so the region is known by its name or its addresses.
         names = {region.name, region.api_url_host, region.client_address} - {None}

@@ -58,9 +58,34 @@ def add_routes(control: ControlRoutes) -> None:
         now = tracemalloc.take_snapshot()
         stats = now.compare_to(state["snapshot"], query.get("by", "lineno"))
         top = int(query.get("top", "30"))
-        rows = [{"size_diff": s.size_diff, "count_diff": s.count_diff, "where": str(s.traceback)} for s in stats[:top]]
+        rows = [{"size_diff": s.size_diff, "count_diff": s.count_diff, "where": " | ".join(f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in s.traceback)} for s in stats[:top]]
         return 200, {"rows": rows, "traced": tracemalloc.get_traced_memory()}
 
+    def mem_types(query: dict[str, str], _body: Any) -> tuple[int, Any]:
+        """Live objects by type (top N); with ?type=NAME, what refers to a few of them."""
+        import collections
+
+        gc.collect()
+        objects = gc.get_objects()
+        counts = collections.Counter(type(o).__name__ for o in objects)
+        out: dict[str, Any] = {"top": counts.most_common(int(query.get("top", "30")))}
+        name = query.get("type")
+        if name:
+            found = [o for o in objects if type(o).__name__ == name][:3]
+            chains = []
+            for obj in found:
+                chain = []
+                for ref in gc.get_referrers(obj):
+                    if ref is objects or ref is found:
+                        continue
+                    text = repr(ref)[:200] if not isinstance(ref, dict) else f"dict keys {list(ref)[:8]}"
+                    chain.append(f"{type(ref).__name__}: {text}")
+                chains.append(chain[:8])
+            out["referrers"] = chains
+        del objects
+        return 200, out
+
+    control.add("POST", "/_gameday/debug/mem/types", mem_types)
     control.add("POST", "/_gameday/debug/cpu/start", cpu_start)
     control.add("POST", "/_gameday/debug/cpu/stop", cpu_stop)
     control.add("POST", "/_gameday/debug/mem/start", mem_start)

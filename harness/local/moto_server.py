@@ -103,6 +103,10 @@ def install_speedups() -> None:
         MODULE_LIST.apply(lambda: modules)
     if not METHOD_NAMES._applied:
         METHOD_NAMES.apply(_method_names_cache(METHOD_NAMES.original()))
+    if not BACKEND_LOOKUP._applied:
+        BACKEND_LOOKUP.apply(_fast_backend_lookup(BACKEND_LOOKUP.original()))
+    if not PARSE_TEMPLATE._applied:
+        PARSE_TEMPLATE.apply(_json_first(PARSE_TEMPLATE.original()))
 
 
 def _method_names_cache(method_names_from_class: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
@@ -118,10 +122,6 @@ def _method_names_cache(method_names_from_class: Callable[[Any], list[str]]) -> 
         return names
 
     return cached
-    if not BACKEND_LOOKUP._applied:
-        BACKEND_LOOKUP.apply(_fast_backend_lookup(BACKEND_LOOKUP.original()))
-    if not PARSE_TEMPLATE._applied:
-        PARSE_TEMPLATE.apply(_json_first(PARSE_TEMPLATE.original()))
 
 
 class QuietRequestHandler(MotoRequestHandler):

@@ -52,8 +52,10 @@ STAMP_DELETING = "aws:rep:deleting"
 VERSION_ATTR = "_gameday_version"   # (write time, region) of the write an Item holds
 ZERO_VERSION: tuple[float, str] = (0.0, "")  # items written before replication started
 
-STREAM_TAIL = 1000                  # stream records kept per shard after a trim
-STREAM_TRIM_SLACK = 200             # trim in batches: a shard never holds more than the sum
+# A stream record holds both images (~2 KB): 1200 per shard were ~5 MiB of a two-region cloud's
+# warm-up growth. 300 still give a reader polling every second 1 s of history at 300 writes/s.
+STREAM_TAIL = 250                   # stream records kept per shard after a trim
+STREAM_TRIM_SLACK = 50              # trim in batches: a shard never holds more than the sum
 STREAM_MAX_RECORDS = STREAM_TAIL + STREAM_TRIM_SLACK
 
 TOMBSTONE_MARGIN_S = 1.0            # keep tombstones this long past the oldest pending write

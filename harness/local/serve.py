@@ -251,9 +251,26 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
     )
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena (up to 8 per core); with the
+    cloud's many short-lived threads (one per data-plane connection, the Lambda pool) freed memory
+    stays scattered over them and RSS creeps up (~2.4 MiB/min at 60 requests/s, 0.9 with 2
+    arenas). Same effect as MALLOC_ARENA_MAX=2; before the threads start. No-op off glibc."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def run_foreground(args: argparse.Namespace, ready_line: bool = False) -> int:
     """Start, print the endpoints, write the description, serve until Ctrl-C / SIGTERM."""
     entered = time.time()
+    limit_malloc_arenas()
     settings = settings_from_args(args)
     cloud = EmbeddedCloud(settings)
     cloud.startup_breakdown["main_entered_at"] = entered  # wall clock: a launcher subtracts its launch time

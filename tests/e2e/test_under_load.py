@@ -24,9 +24,12 @@ from run_helpers import gameday, popen_gameday
 
 PRIMARY, SECONDARY = "eu-west-1", "us-east-1"
 MUST_HOLD_ACKED_WRITES = 5000
-# Beyond one (realised) poll interval: the round trip of the poll before the one that saw the
-# change, to the AWS endpoint of a cloud serving ~150 requests/s on a loaded 2-core machine.
-ROUND_TRIP_MARGIN_S = 0.25
+# The harness sees a change at the first poll after it. The change came after the previous poll
+# was sent (that poll still saw the old state), so the measured time can trail the truth by at
+# most: the detecting poll's answer time - the previous poll's send time, i.e. one poll interval
+# as realised (wait + round trip, however slow the loaded machine made it) plus the detecting
+# poll's own round trip. The margin covers only clock granularity between the two processes.
+CLOCK_MARGIN_S = 0.05
 
 
 def _client(cloud: LocalCloud, service: str, region: str) -> Any:
@@ -39,20 +42,23 @@ def _only(rows: list[dict[str, Any]], scenario: str) -> list[dict[str, Any]]:
 
 
 def _assert_agrees_with_truth(row: dict[str, Any]) -> None:
-    """The harness saw each change at the first poll after it happened: no earlier than the truth,
-    no later than one poll interval (as realised: wait + round trip) plus the margin."""
-    truth = row["evidence"]["ground_truth"]
-    polls = [p["t"] for p in row["evidence"]["health_observations"]]
-    before_detection = polls[-2] if len(polls) > 1 else row["marks"]["fault"]
-    interval = row["marks"]["detected"] - before_detection
-    lag = row["marks"]["detected"] - truth["unhealthy_at"]
-    assert 0 <= lag <= interval + ROUND_TRIP_MARGIN_S, (lag, interval, polls[-3:])
-    assert abs(row["detection_s"] - row["metrics"]["truth_detection_s"]) <= interval + ROUND_TRIP_MARGIN_S
+    """Detection and DNS shift agree with the cloud's ground truth within one poll interval (+ the
+    detecting poll's round trip): see CLOCK_MARGIN_S."""
+    truth, marks, poll_s = row["evidence"]["ground_truth"], row["marks"], row["metrics"]["poll_s"]
+    polls = [p["t"] for p in row["evidence"]["health_observations"]]   # answer times; the last one saw it
+    # previous poll sent poll_s after the answer before it (sleep overshoot only makes this earlier)
+    previous_sent = polls[-3] + poll_s if len(polls) >= 3 else marks["fault"]
+    lag = marks["detected"] - truth["unhealthy_at"]
+    bound = marks["detected"] - previous_sent + CLOCK_MARGIN_S
+    assert 0 <= lag <= bound, (lag, bound, polls[-3:])
+    assert abs(row["detection_s"] - row["metrics"]["truth_detection_s"]) <= bound
     if truth["dns_shift_at"] is not None:  # failing the secondary changes no answer
         dns_polls = [p["t"] for p in row["evidence"]["dns_answers"]]
-        before_shift = dns_polls[-2] if len(dns_polls) > 1 else before_detection
-        lag = row["marks"]["dns_shift"] - truth["dns_shift_at"]
-        assert 0 <= lag <= (row["marks"]["dns_shift"] - before_shift) + ROUND_TRIP_MARGIN_S, (lag, dns_polls[-3:])
+        # DNS answers follow health: before the first DNS poll, the last health poll that saw "healthy"
+        dns_previous_sent = dns_polls[-2] + poll_s if len(dns_polls) >= 2 else previous_sent
+        lag = marks["dns_shift"] - truth["dns_shift_at"]
+        bound = marks["dns_shift"] - dns_previous_sent + CLOCK_MARGIN_S
+        assert 0 <= lag <= bound, (lag, bound, dns_polls[-3:])
 
 
 def _assert_load_row(row: dict[str, Any]) -> None:
@@ -78,7 +84,9 @@ def test_failover_under_load_with_5000_acked_writes_loses_none(tmp_path: Path) -
     acked_by = row["metrics"]["acked_by_region"]
     assert acked_by.get(SECONDARY, 0) > 0 and acked_by.get(PRIMARY, 0) > 0, acked_by
     after = row["evidence"]["served_after_recovery"]
-    assert after["by_region"].get(PRIMARY, 0) > 0 and after["unexplained"] == {}, after
+    assert after["by_region"].get(PRIMARY, 0) > 0, after
+    # Requests elsewhere after recovery happen only when Route 53 answered elsewhere again (reported).
+    assert not after["unexplained"] or any("DNS watch" in f for f in row["findings"]), after
     assert row["metrics"]["replication_lag_samples"] > 0
     assert any(p.endswith("-timeline.png") for p in row["charts"])
 
