@@ -191,7 +191,7 @@ def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path
     (embedded cloud only) a second local cloud started on first use, else the test is skipped."""
     from contextlib import ExitStack
 
-    from harness.session import GamedaySession, Progress
+    from harness.session import GamedaySession
 
     sessions: dict[str, Any] = {gameday.deployment.routing: gameday}
     with ExitStack() as stack:
@@ -206,7 +206,8 @@ def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path
             gameday.progress.say(f"starting a second local cloud with {routing} routing")
             scale = pytestconfig.getoption("--time-scale") or 0.01
             cloud = stack.enter_context(LocalCloud(time_scale=scale, routing=routing))
-            sessions[routing] = GamedaySession.open(cloud.deployment_path, run_dir=run_dir, local_cloud=cloud)
+            sessions[routing] = GamedaySession.open(cloud.deployment_path, run_dir=run_dir, local_cloud=cloud,
+                                                    progress=gameday.progress)
             return sessions[routing]
 
         yield get

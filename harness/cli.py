@@ -48,6 +48,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"-n: expected a number of workers >= 0, got {args.n}")
     if args.time_scale is not None and not (0 < args.time_scale <= 1):
         raise UsageError(f"--time-scale: expected a number in (0, 1], got {args.time_scale}")
+    from harness.under_load import LoadSettings, slo_overrides
+
+    # The same parsers the scenarios use: a bad value is a one-line error here, before pytest starts.
+    LoadSettings.from_sources({"acked_writes": args.load_acked_writes, "rate": args.load_rate,
+                               "write_ratio": args.load_write_ratio})
+    slo_overrides(args.slo)
     run_id = new_run_id()
     run_dir = Path(args.report_dir) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -115,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", type=int, metavar="N", help="parallel workers (pytest-xdist)")
     run.add_argument("--fail-region", metavar="REGION", help="fail only this region")
     run.add_argument("--time-scale", type=float, metavar="X", help="time scale of the local cloud (default 0.01)")
+    run.add_argument("--load-acked-writes", metavar="N", help="under load: acknowledged writes to reach (default 1000)")
+    run.add_argument("--load-rate", metavar="RPS", help="under load: requests per second (default 120)")
+    run.add_argument("--load-write-ratio", metavar="SHARE", help="under load: share of writes (default 0.8)")
+    run.add_argument("--slo", metavar="NAME=MAX", action="append",
+                     help="an SLO over the deployment file's (AWS-equivalent seconds for *_s figures); repeatable")
     run.add_argument("--report-dir", default="reports", metavar="DIR")
     run.add_argument("--no-html", action="store_true", help="skip building the Allure HTML report")
     run.set_defaults(func=cmd_run)

@@ -35,6 +35,12 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
         argv += ["--fail-region", args.fail_region]
     if args.time_scale is not None:
         argv += ["--time-scale", str(args.time_scale)]
+    for option in ("load_acked_writes", "load_rate", "load_write_ratio"):
+        value = getattr(args, option, None)
+        if value is not None:
+            argv += [f"--{option.replace('_', '-')}", str(value)]
+    for slo in getattr(args, "slo", None) or []:
+        argv += ["--slo", slo]
     return argv
 
 

@@ -126,7 +126,15 @@ def slo_overrides(cli: Iterable[str] | None = None, env: Mapping[str, str] | Non
             out[name.strip()] = float(value)
         except ValueError:
             raise UsageError(f"{where}: expected NAME=MAX (e.g. client_outage_s=120), got {part!r}") from None
+        if name.strip() not in SLO_FIGURES:
+            raise UsageError(f"{where}: unknown figure {name.strip()!r} (expected one of {', '.join(SLO_FIGURES)})")
     return out
+
+
+#: The figures an SLO can bound (those metrics.summarize measures as numbers).
+SLO_FIGURES = ("detection_s", "dns_shift_s", "client_outage_s", "errors", "failed_requests", "rpo_lost_writes",
+               "replication_lag_p50_s", "replication_lag_p99_s", "failback_s", "latency_before_p99_s",
+               "latency_during_p99_s", "latency_after_p99_s")
 
 
 def effective_slos(deployment: Any, overrides: Mapping[str, float] | None = None) -> dict[str, Any]:

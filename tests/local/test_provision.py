@@ -229,21 +229,26 @@ def test_the_deployed_handlers_serve_through_the_data_plane(rig: CloudContext, v
     description = provision(spec, session, supplements)
     try:
         first, second = description["regions"]
-        put = requests.post(f"{first['api_url']}/item", json={"id": 7, "name": "postman7"}, timeout=10)
+        # Address each region's API by its host name, as clients of execute-api do: other tests in
+        # this worker may have left REST APIs with a `prod` stage in the same (process-wide) moto.
+        to_first, to_second = {"Host": first["api_host"]}, {"Host": second["api_host"]}
+        put = requests.post(f"{first['api_url']}/item", json={"id": 7, "name": "postman7"}, headers=to_first,
+                            timeout=10)
         assert (put.status_code, put.json()) == (200, {"id": 7, "region": first["name"]})
         assert put.headers["x-gameday-region"] == first["name"]
-        bad = requests.post(f"{first['api_url']}/item", json={"id": "7", "name": "x"}, timeout=10)
+        bad = requests.post(f"{first['api_url']}/item", json={"id": "7", "name": "x"}, headers=to_first,
+                            timeout=10)
         assert bad.status_code == 400 and bad.json()["error"].startswith("id:")
         for attempt in Retrying(stop=stop_after_delay(5), wait=wait_fixed(0.02),
                                 retry=retry_if_exception_type(AssertionError), reraise=True):
             with attempt:
-                got = requests.get(f"{second['api_url']}/item/7", timeout=10)
+                got = requests.get(f"{second['api_url']}/item/7", headers=to_second, timeout=10)
                 assert got.status_code == 200, got.text
         item = got.json()
         assert got.headers["x-gameday-region"] == second["name"]
         assert item[description["table"]["region_attribute"]] == first["name"]
-        assert requests.get(f"{second['api_url']}/item/8", timeout=10).status_code == 404
-        health = requests.get(f"{second['api_url']}/health", timeout=10)
+        assert requests.get(f"{second['api_url']}/item/8", headers=to_second, timeout=10).status_code == 404
+        health = requests.get(f"{second['api_url']}/health", headers=to_second, timeout=10)
         assert (health.status_code, health.json()) == (200, "all done")
     finally:
         teardown(spec, session, supplements.deleted)
