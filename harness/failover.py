@@ -269,8 +269,8 @@ class RegionFailover:
             wait = self.s.health.wait_until(self.failed.health_check_id, healthy=True, region=self.failed.name,
                                             poll_s=self.poll_s, on_progress=self.s.progress.health)
             self.run.marks["healthy_again"] = wait.reached_at
-            self.run.evidence.setdefault("health_observations", []).extend(
-                {"t": p.t, "region": self.failed.name, "failing": p.failing, "total": p.total} for p in wait.history)
+            self.run.evidence["health_observations_recovery"] = [
+                {"t": p.t, "region": self.failed.name, "failing": p.failing, "total": p.total} for p in wait.history]
             budget = dns_answers.dns_shift_budget(wait.budget_s, self.dep, through_resolver=True)
             expected = set(self.steady_regions)
             back = dns_answers.wait_until_answer(

@@ -36,7 +36,8 @@ def _finish(session: GamedaySession, run: Any, record: reporting.RunRecord) -> N
     try:
         if evidence.get("health_observations"):
             path = charts_dir / f"{stem}-health.png"
-            png = charts.health_chart(evidence["health_observations"], run.marks, path, time_scale=scale,
+            observed = evidence["health_observations"] + evidence.get("health_observations_recovery", [])
+            png = charts.health_chart(observed, run.marks, path, time_scale=scale,
                                       title=f"Route 53 health: {run.failed_region}")
             reporting.attach_png("health observations chart", png)
             chart_paths.append(path)
