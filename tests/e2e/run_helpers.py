@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -40,3 +41,10 @@ def popen_gameday(*args: str, env: dict[str, str] | None = None) -> subprocess.P
     full_env = {**os.environ, "GAMEDAY_QUIET": "1", "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=PROJECT_ROOT, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def ensure_stopped(proc: subprocess.Popen[str]) -> None:
+    """Every process a test starts, it stops: kill the run's whole group if it is still there."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

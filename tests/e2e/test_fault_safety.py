@@ -18,7 +18,7 @@ import yaml
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.local.cloud import LocalCloud
-from run_helpers import gameday, popen_gameday
+from run_helpers import gameday, popen_gameday, ensure_stopped
 
 CANARY_VALUE = "canary-5e3c7e7-value"
 CANARY = {"status": "200", "OTHER_SETTING": CANARY_VALUE, "DB_PASSWORD": "hunter2-canary", "EMPTY": ""}
@@ -103,9 +103,7 @@ def test_interrupted_run_restores(slow_cloud: LocalCloud, tmp_path: Path, sig: i
         proc.send_signal(sig)
         proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        ensure_stopped(proc)
     assert proc.returncode != 0
     assert environments(slow_cloud) == before
 
@@ -119,9 +117,7 @@ def test_sigkill_mid_fault_then_gameday_restore(slow_cloud: LocalCloud, tmp_path
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        ensure_stopped(proc)
     left = environments(slow_cloud)
     assert left[region]["status"] == "404"  # the kill left the fault in place
 

@@ -20,7 +20,7 @@ from harness.faults.replication import DropReplication, PauseReplication, replic
 from harness.journal import Journal, restore_pending
 from harness.local.cloud import LocalCloud
 from harness.summary import LOAD_FIGURES
-from run_helpers import gameday, popen_gameday
+from run_helpers import gameday, popen_gameday, ensure_stopped
 
 PRIMARY, SECONDARY = "eu-west-1", "us-east-1"
 MUST_HOLD_ACKED_WRITES = 5000
@@ -238,8 +238,6 @@ def test_sigterm_during_a_pause_restores_replication(fault_cloud: LocalCloud, tm
         os.killpg(proc.pid, signal.SIGTERM)
         proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        ensure_stopped(proc)
     assert proc.returncode != 0
     assert replication_status(control_url)["paused"] == []
