@@ -49,12 +49,34 @@ from harness.local.cloud import LocalCloud  # noqa: E402
 PHASES = ("startup", "put", "lag", "soak")
 
 
+_last_cpu_counters: list[tuple[int, int]] = []
+
+
+def _steal_since_last_note() -> float | None:
+    """% of CPU time the hypervisor took from this VM since the previous note (Linux /proc/stat:
+    the 8th counter is steal): a virtual machine's figures drop when its host is busy."""
+    try:
+        with open("/proc/stat") as stat:
+            counters = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    now = (sum(counters), counters[7])
+    previous = _last_cpu_counters[-1] if _last_cpu_counters else None
+    _last_cpu_counters[:] = [now]
+    if previous is None or now[0] <= previous[0]:
+        return None
+    return 100 * (now[1] - previous[1]) / (now[0] - previous[0])
+
+
 def load_note() -> str:
-    """Load average vs cores, with a warning when the machine is oversubscribed."""
+    """Load average vs cores (and CPU steal on a VM), with a warning when the machine is oversubscribed."""
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
     note = f"load average {load:.1f} on {cores} cores"
-    if load > cores:
-        note += " (WARNING: load above the core count; wall-clock figures are inflated by other processes)"
+    steal = _steal_since_last_note()
+    if steal is not None:
+        note += f", CPU steal {steal:.0f}%"
+    if load > cores or (steal or 0) > 5:
+        note += " (WARNING: the machine is oversubscribed; wall-clock figures are inflated)"
     return note
 
 
@@ -284,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(s['runs'])} ({', '.join(f'{r:.2f}' for r in s['runs'])}) (goal < 2 s); {load_note()}")
         print(f"    cloud process CPU to ready {s['cpu_s']:.2f} s (the figure that does not depend on other load)")
         print(f"    in the cloud process (medians): interpreter+imports to main {s['to_main_s']:.2f} s, init "
-              f"(moto core, validation) {s['init_s']:.2f} s, component imports (incl. moto CloudFormation) "
+              f"(botocore, validation) {s['init_s']:.2f} s, imports (moto incl. CloudFormation, components) "
               f"{s['imports_s']:.2f} s, components {s['components_s']:.2f} s, provisioning (5 stacks via "
               f"CloudFormation) {s['provision_s']:.2f} s", flush=True)
         ok &= s["ready_s"] < 2.0

@@ -132,8 +132,9 @@ DeleteHook = Callable[[DeletedStack], None]
 
 # ---------------------------------------------------------------- templates
 
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that turns CloudFormation short forms (!Ref, !Sub, ...) into their JSON form."""
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML loader that turns CloudFormation short forms (!Ref, !Sub, ...) into their JSON form.
+    libyaml's parser when PyYAML has it (~10x faster; same constructors, so the same document)."""
 
 
 def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:

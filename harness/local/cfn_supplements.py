@@ -107,9 +107,11 @@ def _global_tables_api(name: str) -> Callable[..., Any] | None:
 class CfnSupplements:
     """The `hooks` callable for provision(): supplies what moto's CloudFormation dropped."""
 
-    def __init__(self, aws_endpoint_url: str) -> None:
+    def __init__(self, aws_endpoint_url: str, session: Any = None) -> None:
+        """`session`: a boto3 Session to build the clients with (the provisioner's, so that the two
+        share clients); by default a new one."""
         self._endpoint = aws_endpoint_url
-        self._session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+        self._session = session or boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
         self._clients: dict[tuple[str, str], Any] = {}
         self.pending: list[str] = []  # what could not be supplied yet (e.g. global-table registration)
         _quiet_moto()

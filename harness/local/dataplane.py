@@ -4,9 +4,10 @@ moto stores REST APIs but serves no invoke URL. Here each region has an HTTP lis
 on its own loopback address (all on one port), which routes requests to the REST APIs
 deployed in that region (read from moto's backend on every request, so APIs and stages
 created after start are served) and runs AWS_PROXY Lambda integrations through the
-LambdaRuntime, answering as API Gateway does: 403 "Missing Authentication Token" for an
-unknown route, 500 for a throttled function, 502 for a handler error or a malformed
-proxy response, 504 past the 29 s integration timeout (scaled).
+LambdaRuntime (in the connection's own thread), answering as API Gateway does: 403 "Missing
+Authentication Token" for an unknown route, 500 for a throttled function, 502 for a handler
+error or a malformed proxy response, 504 past the 29 s integration timeout (scaled; sent by the
+runtime's watchdog while the handler runs on). HTTP itself is harness/local/http_listener.py.
 
 Routing (docs/BRIEF.md "Names and addresses"): Host `{restApiId}.execute-api.{region}...`
 picks the API and the path must start with one of its stages; any other host (custom
@@ -18,7 +19,6 @@ mapping of the custom domain).
 from __future__ import annotations
 
 import base64
-import http.server
 import json
 import re
 import socket
@@ -28,15 +28,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 from tenacity import retry, retry_if_exception, stop_after_attempt
 
 from harness.local import moto_access
 from harness.local.context import ACCOUNT_ID, CloudContext
-from harness.local.lambda_runtime import (FunctionNotFound, InvocationError, InvocationTimeout, LambdaRuntime,
-                                          Throttled)
+from harness.local.http_listener import ConnectionHandler, Incoming, Reply
+from harness.local.lambda_runtime import FunctionNotFound, InvocationError, LambdaRuntime, Throttled
 
 INTEGRATION_TIMEOUT_AWS_S = 29
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -47,7 +47,6 @@ STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}")
 PROXY_RESPONSE_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
 # Hop-by-hop or framing headers the gateway sets itself; a handler's values are dropped.
 GATEWAY_OWNED = frozenset({"content-length", "connection", "transfer-encoding", "date", "x-amzn-requestid"})
-REASONS = {code: phrase for code, (phrase, _) in http.server.BaseHTTPRequestHandler.responses.items()}
 
 
 @dataclass
@@ -170,7 +169,9 @@ class Gateway:
             return api, next(iter(api.stages.values())), False
         return None
 
-    def handle(self, request: Request) -> GatewayResponse:
+    def handle(self, request: Request, answer_now: Callable[[GatewayResponse], object]) -> GatewayResponse:
+        """The response; past the integration timeout, answer_now(504) is called from another
+        thread while the handler runs on (its later result is then not sent)."""
         rid = request.request_id
         split = urlsplit(request.target)
         host = ""
@@ -208,16 +209,15 @@ class Gateway:
         arn_region = FUNCTION_ARN_REGION.match(function_arn)
         event = self._event(request, api, stage, resource, split, path_segments, path_params, host)
         try:
-            result = self._runtime.invoke(arn_region.group(1) if arn_region else request.region,
-                                          function_arn, event, self._timeout)
+            result = self._runtime.invoke_here(
+                arn_region.group(1) if arn_region else request.region, function_arn, event, self._timeout,
+                on_timeout=lambda: answer_now(_error(504, "Endpoint request timed out", "IntegrationTimeout", rid)))
         except Throttled:
             return internal_error(rid, 500)
         except FunctionNotFound:
             return internal_error(rid, 500)
         except InvocationError:
             return internal_error(rid, 502)
-        except InvocationTimeout:
-            return _error(504, "Endpoint request timed out", "IntegrationTimeout", rid)
         return self._proxy_response(result, rid)
 
     # --- the REST proxy event ---
@@ -343,100 +343,38 @@ def _header_value(value: Any) -> str:
     return str(value).replace("\r", " ").replace("\n", " ")
 
 
-class _RequestHandler(http.server.BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive; one write per response; no access log."""
-
-    protocol_version = "HTTP/1.1"
-    server: "_RegionServer"
-    timeout = 120  # idle keep-alive connections are closed after this (stop() closes them at once)
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        pass
-
-    def _serve(self) -> None:
-        request_id = str(uuid.uuid4())
-        try:
-            body = self._read_body()
-        except ValueError:
-            self.close_connection = True
-            self._send(_error(400, "Bad request body", "BadRequestException", request_id), head=False)
-            return
-        if body is None:
-            self.close_connection = True
-            self._send(_error(413, "Request Too Long", "RequestTooLarge", request_id), head=False)
-            return
-        request = Request(region=self.server.region, method=self.command, target=self.path,
-                          headers=list(self.headers.items()), body=body, source_ip=self.client_address[0],
-                          local_port=self.server.server_address[1], request_id=request_id)
-        try:
-            response = self.server.gateway.handle(request)
-        except Exception:  # a bug here must not kill the connection thread silently
-            response = internal_error(request_id)
-        self._send(response, head=self.command == "HEAD")
-
-    def _read_body(self) -> bytes | None:
-        """The request body; None if over API Gateway's limit; ValueError if malformed."""
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks: list[bytes] = []
-            total = 0
-            while True:
-                size = int(self.rfile.readline(65537).split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                total += size
-                if total > MAX_BODY_BYTES:
-                    return None
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        if length > MAX_BODY_BYTES:
-            return None
-        return self.rfile.read(length) if length else b""
-
-    def _send(self, response: GatewayResponse, head: bool) -> None:
-        reason = REASONS.get(response.status, "")
-        lines = [f"HTTP/1.1 {response.status} {reason}",
-                 f"Date: {self.date_time_string()}",
-                 f"Content-Length: {len(response.body)}"]
-        lines.extend(f"{name}: {value}" for name, value in response.headers)
-        if self.close_connection:
-            lines.append("Connection: close")
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        if not head:
-            data += response.body
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
-
-
-class _RegionServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    """One region's listener; keeps its open connections so stop() can close them."""
+class _RegionServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """One region's listener (a thread per connection, HTTP parsed by http_listener); keeps its
+    open connections so stop() can close them."""
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    max_body = MAX_BODY_BYTES
 
     def __init__(self, address: str, port: int, region: str, gateway: Gateway) -> None:
         self.region = region
         self.gateway = gateway
         self._open: set[socket.socket] = set()
         self._open_changed = threading.Condition()
-        super().__init__((address, port), _RequestHandler)
+        super().__init__((address, port), ConnectionHandler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) of the address: slow and useless here.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
+    def respond(self, incoming: Incoming, peer: Any, answer_now: Callable[[Reply], object]) -> Reply:
+        request = Request(region=self.region, method=incoming.method, target=incoming.target,
+                          headers=incoming.headers, body=incoming.body, source_ip=peer[0],
+                          local_port=self.server_address[1], request_id=str(uuid.uuid4()))
+        try:
+            response = self.gateway.handle(request, lambda early: answer_now(_reply(early)))
+        except Exception:  # a bug here must not kill the connection thread silently
+            response = internal_error(request.request_id)
+        return _reply(response)
+
+    def reject(self, status: int) -> Reply:
+        """What API Gateway answers to a malformed request (400) or an oversized body (413)."""
+        rid = str(uuid.uuid4())
+        response = (_error(413, "Request Too Long", "RequestTooLarge", rid) if status == 413
+                    else _error(400, "Bad request", "BadRequestException", rid))
+        return response.status, response.headers, response.body
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_changed:
@@ -466,6 +404,10 @@ class _RegionServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
                 except OSError:
                     pass
             return self._open_changed.wait_for(lambda: not self._open, timeout=wait_s)
+
+
+def _reply(response: GatewayResponse) -> Reply:
+    return response.status, response.headers, response.body
 
 
 def _port_taken(exc: BaseException) -> bool:

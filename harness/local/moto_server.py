@@ -13,7 +13,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from harness.local import patches
+from harness.local import patches, startup
 from harness.local.context import ControlRoutes
 
 CONTROL_PREFIX = "/_gameday/"
@@ -26,23 +26,6 @@ MODULE_LIST = patches.declare(
 METHOD_NAMES = patches.declare(
     "moto.core.responses:method_names_from_class", kind="wrap", signature="(clazz: 'object') -> 'list[str]'",
     why="inspect.getmembers of the response class on every request; memoised per class")
-
-# Start-up: every botocore Session builds its own data loader, so each re-reads and re-parses the
-# same JSON (endpoints, service models). moto alone creates three Sessions while importing
-# moto.ec2 (which moto.cloudformation imports), each parsing the EC2 model (~0.2 s each); the
-# provisioner, the CloudFormation supplements and the handlers build more. One loader per search
-# path for the whole process: botocore registers no handler that mutates loaded service data,
-# and one Session already shares its loader's cached dicts between all its clients.
-SHARED_LOADER = patches.declare(
-    "botocore.session:create_loader", kind="wrap", signature="(search_path_string=None)",
-    why="one botocore data loader per search path in the cloud process: each JSON model parsed once")
-# CloudFormation templates arrive as JSON (harness/provision.py sends json.dumps); moto parses
-# every TemplateBody with PyYAML's pure-Python loader first (~30 ms per template). JSON is YAML,
-# so json.loads gives the same document; anything that is not JSON goes to moto's parser.
-PARSE_TEMPLATE = patches.declare(
-    "moto.cloudformation.models:Stack.parse_template", kind="wrap",
-    signature="(template: 'str') -> 'dict[str, Any]'",
-    why="JSON template bodies parsed with json (same document) instead of PyYAML's pure-Python loader")
 
 # Per request: every `xxx_backends[account][region]` lookup (moto's handlers do several per request,
 # and so do the data plane, the runtime and replication) takes moto's global backend lock, copies
@@ -66,38 +49,10 @@ def _fast_backend_lookup(original: Callable[..., Any]) -> Callable[..., Any]:
     return __getitem__
 
 
-def install_shared_botocore_loader() -> None:
-    """Before the first botocore Session of the process (idempotent)."""
-    if SHARED_LOADER._applied:
-        return
-    create = SHARED_LOADER.original()
-    loaders: dict[Any, Any] = {}
-    lock = threading.Lock()
-
-    def shared_loader(search_path_string: Any = None) -> Any:
-        with lock:
-            if search_path_string not in loaders:
-                loaders[search_path_string] = create(search_path_string)
-            return loaders[search_path_string]
-
-    SHARED_LOADER.apply(shared_loader)
-
-
-def _json_first(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse_template(template: str) -> Any:
-        if isinstance(template, str) and template.lstrip().startswith("{"):
-            try:
-                return json.loads(template)
-            except ValueError:
-                pass
-        return parse(template)
-
-    return staticmethod(parse_template)  # type: ignore[return-value]
-
-
 def install_speedups() -> None:
-    """Apply the caches above (idempotent); before the endpoint serves its first request."""
-    install_shared_botocore_loader()
+    """Apply the caches above and harness/local/startup.py's patches (idempotent); before the
+    endpoint serves its first request."""
+    startup.install()
     if not MODULE_LIST._applied:
         modules = tuple(MODULE_LIST.original()())
         MODULE_LIST.apply(lambda: modules)
@@ -105,8 +60,6 @@ def install_speedups() -> None:
         METHOD_NAMES.apply(_method_names_cache(METHOD_NAMES.original()))
     if not BACKEND_LOOKUP._applied:
         BACKEND_LOOKUP.apply(_fast_backend_lookup(BACKEND_LOOKUP.original()))
-    if not PARSE_TEMPLATE._applied:
-        PARSE_TEMPLATE.apply(_json_first(PARSE_TEMPLATE.original()))
 
 
 def _method_names_cache(method_names_from_class: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:

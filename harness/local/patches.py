@@ -10,6 +10,7 @@ Kinds:
   wrap     - the attribute exists and is wrapped (same check)
   add      - the owner exists and the attribute must NOT exist in moto (if moto grows
              its own implementation, we want to know)
+  call     - the attribute is called as it is, never replaced (same check); apply() refuses
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _REGISTRY: dict[str, "PatchPoint"] = {}
 class PatchPoint:
     target: str              # "moto.dynamodb.models.table:StreamShard.add"
     why: str
-    kind: str = "replace"    # replace | wrap | add
+    kind: str = "replace"    # replace | wrap | add | call
     signature: str | None = None  # str(inspect.signature(original)) we were written against
     _original: Any = field(default=None, repr=False)
     _applied: bool = field(default=False, repr=False)
@@ -70,6 +71,8 @@ class PatchPoint:
 
     def apply(self, replacement: Any) -> None:
         """Install `replacement` (idempotent: a second call replaces the replacement)."""
+        if self.kind == "call":
+            raise TypeError(f"{self.target} is declared to be called, not replaced")
         with _LOCK:
             owner, attr = self._split()
             if not self._applied:
@@ -82,7 +85,7 @@ class PatchPoint:
 
 
 def declare(target: str, *, why: str, kind: str = "replace", signature: str | None = None) -> PatchPoint:
-    if kind not in ("replace", "wrap", "add"):
+    if kind not in ("replace", "wrap", "add", "call"):
         raise ValueError(kind)
     with _LOCK:
         point = _REGISTRY.get(target)

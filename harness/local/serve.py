@@ -76,7 +76,7 @@ class EmbeddedCloud:
 
     def __init__(self, settings: CloudSettings) -> None:
         began = time.monotonic()
-        from harness.local.moto_server import install_shared_botocore_loader
+        from harness.local.startup import install_shared_botocore_loader
 
         install_shared_botocore_loader()  # before the first botocore Session: models parsed once
         validate_settings(settings)
@@ -104,13 +104,16 @@ class EmbeddedCloud:
 
     def _start_components(self) -> None:
         began = time.monotonic()
+        from harness.local import startup
+
+        startup.install()  # before the components import moto's service modules
         from harness.local.global_tables_api import GlobalTables
         from harness.local.dataplane import DataPlane
         from harness.local.lambda_runtime import LambdaRuntime
         from harness.local.moto_server import AwsEndpoint, install_speedups
         from harness.local.route53_physics import Route53Physics
 
-        install_speedups()  # imports moto's CloudFormation (and, through it, EC2 & co.): ~1 s of start-up
+        install_speedups()
         imported = time.monotonic()
         self.startup_breakdown["imports_s"] = round(imported - began, 3)
 
@@ -270,6 +273,9 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 def run_foreground(args: argparse.Namespace, ready_line: bool = False) -> int:
     """Start, print the endpoints, write the description, serve until Ctrl-C / SIGTERM."""
     entered = time.time()
+    from harness.local import startup
+
+    startup.pause_collector()  # until ready: see harness/local/startup.py
     limit_malloc_arenas()
     settings = settings_from_args(args)
     cloud = EmbeddedCloud(settings)
@@ -277,17 +283,21 @@ def run_foreground(args: argparse.Namespace, ready_line: bool = False) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        description = cloud.start()
-        path = write_description(description, args.deployment_out)
-        if ready_line:
-            print(READY_PREFIX + json.dumps({"deployment": str(path), **description}), flush=True)
-        else:
-            print_endpoints(description, path)
+        description = cloud.start()  # a Ctrl-C before this point aborts the start-up
+        # From here Ctrl-C asks to stop, as SIGTERM does: one arriving while the description is
+        # written and the endpoints printed is not lost in the middle of them.
+        previous_int = signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
+            path = write_description(description, args.deployment_out)
+            if ready_line:
+                print(READY_PREFIX + json.dumps({"deployment": str(path), **description}), flush=True)
+            else:
+                print_endpoints(description, path)
+            startup.settle_collector()
             while not stop.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
         if not ready_line:
             print("gameday local: stopping", flush=True)
     finally:

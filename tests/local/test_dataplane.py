@@ -371,3 +371,82 @@ def test_stop_closes_keep_alive_connections(cloud: Cloud) -> None:
     assert time.monotonic() - started < 2
     with pytest.raises(requests.ConnectionError):
         requests.get(url, timeout=2)
+
+
+# --- HTTP/1.1 on the wire (harness/local/http_listener.py), spoken over raw sockets ---
+
+def _raw_exchange(cloud: Cloud, payload: bytes, responses: int = 1) -> list[tuple[int, dict[str, str], bytes]]:
+    """Sends payload on one connection; reads `responses` Content-Length-framed answers in order."""
+    import socket
+
+    address = cloud.ctx.region("eu-west-1").address
+    with socket.create_connection((address, cloud.ctx.data_plane_port), timeout=5) as sock:
+        sock.sendall(payload)
+        stream = sock.makefile("rb")
+        answers = []
+        for _ in range(responses):
+            status_line = stream.readline().decode("latin-1")
+            headers: dict[str, str] = {}
+            while (line := stream.readline().decode("latin-1").rstrip("\r\n")):
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = stream.read(int(headers.get("content-length", "0")))
+            answers.append((int(status_line.split(" ")[1]), headers, body))
+        return answers
+
+
+def test_pipelined_keep_alive_requests_are_answered_in_order(cloud: Cloud) -> None:
+    host = f"Host: {cloud.ctx.region('eu-west-1').address}\r\n"
+    first = f"POST /prod/echo/one HTTP/1.1\r\n{host}Content-Length: 3\r\n\r\nabc".encode()
+    second = f"GET /prod/echo/two?q=1 HTTP/1.1\r\n{host}Connection: close\r\n\r\n".encode()
+    (s1, h1, b1), (s2, h2, b2) = _raw_exchange(cloud, first + second, responses=2)
+    assert (s1, json.loads(b1)["path"], json.loads(b1)["body"]) == (200, "/echo/one", "abc")
+    assert "connection" not in h1  # kept alive
+    assert (s2, json.loads(b2)["path"], h2.get("connection")) == (200, "/echo/two", "close")
+
+
+def test_chunked_request_body_reaches_the_handler_whole(cloud: Cloud) -> None:
+    host = f"Host: {cloud.ctx.region('eu-west-1').address}\r\n"
+    payload = (f"POST /prod/echo/c HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n"
+               "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n").encode()
+    [(status, _, body)] = _raw_exchange(cloud, payload)
+    assert status == 200 and json.loads(body)["body"] == "hello world"
+
+
+def test_expect_continue_is_answered_before_the_body(cloud: Cloud) -> None:
+    import socket
+
+    address = cloud.ctx.region("eu-west-1").address
+    with socket.create_connection((address, cloud.ctx.data_plane_port), timeout=5) as sock:
+        sock.sendall(f"POST /prod/echo/e HTTP/1.1\r\nHost: {address}\r\nContent-Length: 4\r\n"
+                     "Expect: 100-continue\r\n\r\n".encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits for this
+        sock.sendall(b"body")
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'"body": "body"' in answer
+
+
+def test_malformed_request_gets_400_and_the_connection_closes(cloud: Cloud) -> None:
+    [(status, headers, body)] = _raw_exchange(cloud, b"NOT A REQUEST\r\n\r\n")
+    assert status == 400 and headers.get("connection") == "close"
+    assert json.loads(body) == {"message": "Bad request"}
+
+
+def test_body_over_the_payload_limit_gets_413(cloud: Cloud) -> None:
+    from harness.local.dataplane import MAX_BODY_BYTES
+
+    address = cloud.ctx.region("eu-west-1").address
+    response = requests.post(cloud.url("eu-west-1", "/echo/big"), data=b"x" * (MAX_BODY_BYTES + 1),
+                             headers={"Host": address}, timeout=10)
+    assert response.status_code == 413
+    assert response.json() == {"message": "Request Too Long"}
+
+
+def test_http_1_0_request_is_answered_and_closed(cloud: Cloud) -> None:
+    [(status, headers, body)] = _raw_exchange(cloud, b"GET /prod/echo/old HTTP/1.0\r\n\r\n")
+    assert status == 200 and headers.get("connection") == "close"
+    assert json.loads(body)["path"] == "/echo/old"

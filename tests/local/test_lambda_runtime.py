@@ -330,3 +330,83 @@ def test_stop_removes_code_and_refuses_invocations(cloud: Cloud) -> None:
         runtime.invoke("eu-west-1", name, {})
     assert cloud.runtime.invoke("eu-west-1", name, {})["invocations"] == 1  # the other runtime is unaffected
     assert threading.active_count() < 50
+
+
+def test_invoke_here_runs_in_the_callers_thread_and_calls_back_at_the_deadline(cloud: Cloud) -> None:
+    name = cloud.function("us-east-1", SLOW)
+    fired: list[tuple[float, str]] = []
+
+    def on_timeout() -> None:
+        fired.append((time.monotonic(), threading.current_thread().name))
+
+    # cold: the first call in a fresh execution environment is not held to the deadline
+    assert cloud.runtime.invoke_here("us-east-1", name, {"sleep_s": 0.3}, 0.1, on_timeout) == {"slept": 0.3}
+    assert fired == []
+    # warm and quick: the deadline is cancelled, never fires
+    assert cloud.runtime.invoke_here("us-east-1", name, {"sleep_s": 0}, 0.1, on_timeout) == {"slept": 0}
+    # warm and slow: the callback fires at the deadline, from another thread, while the handler runs on
+    started = time.monotonic()
+    result = cloud.runtime.invoke_here("us-east-1", name, {"sleep_s": 0.6}, 0.1, on_timeout)
+    assert result == {"slept": 0.6}  # the caller gets the late result too, and drops it
+    [(when, thread)] = fired
+    assert 0.1 <= when - started < 0.6 and thread != threading.current_thread().name
+    wait_until_idle(cloud, "us-east-1", name, budget_s=5)
+
+
+def test_watchdog_runs_due_callbacks_in_order_and_never_cancelled_ones() -> None:
+    from harness.local.watchdog import Watchdog
+
+    watchdog = Watchdog("test-watchdog")
+    try:
+        calls: list[str] = []
+        done = threading.Event()
+        now = time.monotonic()
+        watchdog.call_at(now + 0.10, lambda: calls.append("second"))
+        cancelled = watchdog.call_at(now + 0.02, lambda: calls.append("cancelled"))
+        watchdog.call_at(now + 0.05, lambda: calls.append("first"))
+        watchdog.call_at(now + 0.15, done.set)
+        cancelled.cancel()
+        assert done.wait(5)
+        assert calls == ["first", "second"]
+    finally:
+        watchdog.stop()
+
+
+CROSS_REGION = '''
+import os
+import boto3
+def handler(event, context):
+    here = boto3.client("dynamodb")
+    there = boto3.client("dynamodb", region_name=event["other"])
+    here.put_item(TableName=event["table"], Item={"id": {"N": "21"}, "w": {"S": os.environ["AWS_REGION"]}})
+    there.put_item(TableName=event["table"], Item={"id": {"N": "22"}, "w": {"S": "cross"}})
+    try:
+        here.put_item(TableName=event["table"], Item={"id": {"N": "21"}}, ConditionExpression="attribute_not_exists(id)")
+        conditional = "no error"
+    except here.exceptions.ConditionalCheckFailedException as exc:
+        conditional = exc.response["Error"]["Code"]
+    function = boto3.client("lambda").get_function(FunctionName=context.function_name)["Configuration"]
+    return {"conditional": conditional, "function": function["FunctionName"]}
+'''
+
+
+def test_in_process_calls_are_unsigned_yet_reach_the_clients_region(cloud: Cloud) -> None:
+    """DynamoDB calls served in-process skip SigV4; the region the client names still decides the
+    table, AWS errors keep their shape, and other services go through the endpoint's app."""
+    for region in REGIONS:
+        cloud.client("dynamodb", region).create_table(
+            TableName="InProcessCross", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}], BillingMode="PAY_PER_REQUEST")
+    name = cloud.function("eu-west-1", CROSS_REGION)
+    ctx = CloudContext(settings=cloud.ctx.settings, regions=cloud.ctx.regions, aws_endpoint_url="http://127.0.0.1:9")
+    runtime = LambdaRuntime(ctx, in_process_aws=True)
+    runtime.install()
+    try:
+        result = runtime.invoke("eu-west-1", name, {"table": "InProcessCross", "other": "us-east-1"})
+    finally:
+        runtime.stop()
+    assert result == {"conditional": "ConditionalCheckFailedException", "function": name}
+    items = {region: {item["id"]["N"]: item["w"]["S"] for item in
+                      cloud.client("dynamodb", region).scan(TableName="InProcessCross")["Items"]}
+             for region in REGIONS}
+    assert items == {"eu-west-1": {"21": "eu-west-1"}, "us-east-1": {"22": "cross"}}

@@ -21,6 +21,8 @@ COMPONENT_MODULES = (
     "harness.local.dns_server",
     "harness.local.cfn_supplements",
     "harness.local.moto_server",
+    "harness.local.startup",
+    "harness.local.deferred",
 )
 
 
