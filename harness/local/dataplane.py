@@ -369,6 +369,13 @@ class _RegionServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             response = internal_error(request.request_id)
         return _reply(response)
 
+    def detach(self, sock: socket.socket) -> None:
+        """The connection was answered early and shut: stop() does not wait for its thread,
+        which stays in a handler past the integration timeout until the handler returns."""
+        with self._open_changed:
+            self._open.discard(sock)
+            self._open_changed.notify_all()
+
     def reject(self, status: int) -> Reply:
         """What API Gateway answers to a malformed request (400) or an oversized body (413)."""
         rid = str(uuid.uuid4())
@@ -395,15 +402,19 @@ class _RegionServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             return
         super().handle_error(request, client_address)
 
-    def close_connections(self, wait_s: float) -> bool:
-        """Shut down every open connection; True when their threads have let go of them."""
+    def close_connections(self) -> None:
+        """Shut down every open connection (their threads then let go of them)."""
         with self._open_changed:
             for sock in list(self._open):
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-            return self._open_changed.wait_for(lambda: not self._open, timeout=wait_s)
+
+    def wait_closed(self, deadline: float) -> bool:
+        """True when every connection's thread has let go of it (by time.monotonic() deadline)."""
+        with self._open_changed:
+            return self._open_changed.wait_for(lambda: not self._open, timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _reply(response: GatewayResponse) -> Reply:
@@ -465,7 +476,10 @@ class DataPlane:
             server.shutdown()
             server.server_close()
         for server in self._servers:
-            server.close_connections(wait_s=5)
+            server.close_connections()
+        deadline = time.monotonic() + 5  # one budget for every region, not 5 s each
+        for server in self._servers:
+            server.wait_closed(deadline)
         for thread in self._threads:
             thread.join(timeout=5)
         self._servers, self._threads = [], []

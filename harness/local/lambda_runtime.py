@@ -239,8 +239,7 @@ def _send_in_process(request: Any, **_kwargs: Any) -> Any:
     if target is None or getattr(request, "stream_output", False):
         return None
     prefix, app = target
-    url = request.url
-    if not (url == prefix or url.startswith(prefix + "/") or url.startswith(prefix + "?")):
+    if not _is_local(request.url, prefix):
         return None
     operation = request.headers.get("X-Amz-Target")
     if isinstance(operation, bytes):
@@ -250,12 +249,25 @@ def _send_in_process(request: Any, **_kwargs: Any) -> Any:
     return _send_to_app(app, request)
 
 
+def _is_local(url: str, prefix: str) -> bool:
+    return url == prefix or url.startswith(prefix + "/") or url.startswith(prefix + "?")
+
+
+def _note_destination(params: Any = None, **_kwargs: Any) -> None:
+    """botocore 'before-call.dynamodb' hook: whether this call goes to the local endpoint (only
+    those are served in process, so only those may be left unsigned)."""
+    target = getattr(_TLS, "aws_app", None)
+    url = params.get("url", "") if isinstance(params, dict) else ""
+    _TLS.local_call = target is not None and _is_local(url, target[0])
+
+
 def _unsigned_in_process(region_name: str | None = None, **_kwargs: Any) -> Any:
     """botocore 'choose-signer.dynamodb' hook: a handler's DynamoDB call that will be served in
     process is not signed (SigV4 is ~15% of its CPU and moto checks no signature); the region the
     signature would have named is kept for _dispatch_dynamodb, which states it to moto."""
-    if getattr(_TLS, "aws_app", None) is None:
+    if getattr(_TLS, "aws_app", None) is None or not getattr(_TLS, "local_call", False):
         return None
+    _TLS.local_call = False
     _TLS.signing_region = region_name
     return botocore.UNSIGNED
 
@@ -315,6 +327,7 @@ def _install_in_process_hook() -> None:
     so the next use makes a new one with it; holders of the old one are unaffected."""
     with _HOOK_LOCK:
         if ("before-send", _send_in_process) not in botocore.handlers.BUILTIN_HANDLERS:
+            botocore.handlers.BUILTIN_HANDLERS.append(("before-call.dynamodb", _note_destination))
             botocore.handlers.BUILTIN_HANDLERS.append(("choose-signer.dynamodb", _unsigned_in_process))
             botocore.handlers.BUILTIN_HANDLERS.append(("before-send", _send_in_process))
             boto3.DEFAULT_SESSION = None
@@ -464,7 +477,8 @@ class LambdaRuntime:
         self._root = Path(tempfile.mkdtemp(prefix="gameday-lambda-"))
         atexit.register(shutil.rmtree, self._root, True)  # also when the process exits without stop()
         self._pool = concurrent.futures.ThreadPoolExecutor(self.MAX_WORKERS, thread_name_prefix="lambda")
-        self._watchdog = Watchdog("lambda-deadlines")
+        if self._watchdog is None:
+            self._watchdog = Watchdog("lambda-deadlines")
         with _ACTIVE_LOCK:
             _ACTIVE.append(self)
 
@@ -523,14 +537,17 @@ class LambdaRuntime:
         watchdog = self._watchdog
         fn, slot = self._admit(region, function, watchdog)
         assert watchdog is not None
-        timers = []
+        # Until the execution environment is known to be warm, a cold start's allowance applies
+        # (its init included, as invoke() counts it); once warm, the caller's timeout from now.
+        timers = [watchdog.call_at(time.monotonic() + INIT_LIMIT_S + timeout, on_timeout)]
 
-        def arm(warm: bool) -> None:
-            allowance = timeout if warm else INIT_LIMIT_S + timeout  # a cold start is not timed
-            timers.append(watchdog.call_at(time.monotonic() + allowance, on_timeout))
+        def started(warm: bool) -> None:
+            if warm:
+                timers[0].cancel()
+                timers.append(watchdog.call_at(time.monotonic() + timeout, on_timeout))
 
         try:
-            return self._execute(fn, event, slot, arm)
+            return self._execute(fn, event, slot, started)
         finally:
             for timer in timers:
                 timer.cancel()

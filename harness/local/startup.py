@@ -50,7 +50,8 @@ def pause_collector() -> None:
 
 
 def settle_collector() -> None:
-    """Once the cloud is ready: collect start-up's garbage, freeze the survivors, collect again."""
+    """Once the cloud is ready: collect start-up's garbage, then freeze the survivors out of
+    later collections and turn the collector back on."""
     gc.collect()
     gc.freeze()
     gc.enable()

@@ -30,6 +30,11 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self.fn = _nothing  # what the callback holds (a connection) is not kept until the deadline
+
+
+def _nothing() -> None:
+    return None
 
 
 class Watchdog:

@@ -450,3 +450,66 @@ def test_http_1_0_request_is_answered_and_closed(cloud: Cloud) -> None:
     [(status, headers, body)] = _raw_exchange(cloud, b"GET /prod/echo/old HTTP/1.0\r\n\r\n")
     assert status == 200 and headers.get("connection") == "close"
     assert json.loads(body)["path"] == "/echo/old"
+
+
+def test_requests_completed_before_a_malformed_one_are_answered_first(cloud: Cloud) -> None:
+    host = f"Host: {cloud.ctx.region('eu-west-1').address}\r\n"
+    good = f"GET /prod/echo/first HTTP/1.1\r\n{host}\r\n".encode()
+    (s1, _, b1), (s2, h2, _) = _raw_exchange(cloud, good + b"GARBAGE\r\n\r\n", responses=2)
+    assert (s1, json.loads(b1)["path"]) == (200, "/echo/first")
+    assert s2 == 400 and h2.get("connection") == "close"
+
+
+def test_a_request_that_closes_the_connection_ends_it_without_an_error_for_what_follows(cloud: Cloud) -> None:
+    import socket
+
+    address = cloud.ctx.region("eu-west-1").address
+    with socket.create_connection((address, cloud.ctx.data_plane_port), timeout=5) as sock:
+        sock.sendall(b"GET /prod/echo/only HTTP/1.0\r\n\r\nGET /prod/echo/ignored HTTP/1.1\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 200 ")
+    assert b"/echo/only" in answer
+
+
+def test_an_upgrade_request_is_answered_as_http_1_1_and_closed(cloud: Cloud) -> None:
+    host = f"Host: {cloud.ctx.region('eu-west-1').address}\r\n"
+    h2c = (f"GET /prod/echo/up HTTP/1.1\r\n{host}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+           "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n").encode()
+    [(status, headers, body)] = _raw_exchange(cloud, h2c)
+    assert status == 200 and headers.get("connection") == "close" and json.loads(body)["path"] == "/echo/up"
+    with_body = (f"POST /prod/echo/up HTTP/1.1\r\n{host}Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                 "Content-Length: 3\r\n\r\nabc").encode()
+    [(status, _, _)] = _raw_exchange(cloud, with_body)
+    assert status == 400  # the parser hands the body to the new protocol: never run a handler without it
+
+
+def test_headers_over_the_limit_get_400(cloud: Cloud) -> None:
+    from harness.local.http_listener import MAX_HEADER_BYTES
+
+    host = f"Host: {cloud.ctx.region('eu-west-1').address}\r\n"
+    payload = f"GET /prod/echo/h HTTP/1.1\r\n{host}X-Big: {'a' * MAX_HEADER_BYTES}\r\n\r\n".encode()
+    [(status, headers, _)] = _raw_exchange(cloud, payload)
+    assert status == 400 and headers.get("connection") == "close"
+
+
+def test_stop_does_not_wait_for_a_handler_already_answered_504(cloud: Cloud) -> None:
+    a, b = random.randint(1, 254), random.randint(1, 254)
+    settings = CloudSettings(regions=list(REGIONS), integration_timeout_floor_s=0.5)
+    ctx = CloudContext(settings=settings,
+                       regions=[RegionSpec(REGIONS[0], f"127.{a}.{b}.31"), RegionSpec(REGIONS[1], f"127.{a}.{b}.32")])
+    dataplane = DataPlane(ctx, cloud.runtime)
+    dataplane.start()
+    budget = integration_timeout(ctx)
+    url = f"http://{ctx.regions[1].address}:{ctx.data_plane_port}/prod/slow"
+    try:
+        assert requests.get(url, timeout=5).status_code == 200  # warm
+        response = requests.get(f"{url}?sleep_s={budget + 5}", timeout=budget * 10)
+        assert response.status_code == 504  # the handler sleeps on for another 5 s
+    finally:
+        started = time.monotonic()
+        dataplane.stop()
+    assert time.monotonic() - started < 2  # it waited 5 s per region for that handler before
+    retry(stop=stop_after_delay(budget + 10), wait=wait_fixed(0.05), retry=retry_if_result(lambda n: n != 0),
+          reraise=True)(cloud.runtime.running)("us-east-1", "test-Slow")

@@ -386,6 +386,9 @@ def handler(event, context):
     except here.exceptions.ConditionalCheckFailedException as exc:
         conditional = exc.response["Error"]["Code"]
     function = boto3.client("lambda").get_function(FunctionName=context.function_name)["Configuration"]
+    # its own endpoint: not served in process, so signed as usual (the region comes from the signature)
+    elsewhere = boto3.client("dynamodb", region_name=os.environ["AWS_REGION"], endpoint_url=event["endpoint"])
+    elsewhere.put_item(TableName=event["table"], Item={"id": {"N": "23"}, "w": {"S": "own endpoint"}})
     return {"conditional": conditional, "function": function["FunctionName"]}
 '''
 
@@ -402,11 +405,24 @@ def test_in_process_calls_are_unsigned_yet_reach_the_clients_region(cloud: Cloud
     runtime = LambdaRuntime(ctx, in_process_aws=True)
     runtime.install()
     try:
-        result = runtime.invoke("eu-west-1", name, {"table": "InProcessCross", "other": "us-east-1"})
+        result = runtime.invoke("eu-west-1", name, {"table": "InProcessCross", "other": "us-east-1",
+                                                    "endpoint": cloud.endpoint.url})
     finally:
         runtime.stop()
     assert result == {"conditional": "ConditionalCheckFailedException", "function": name}
     items = {region: {item["id"]["N"]: item["w"]["S"] for item in
                       cloud.client("dynamodb", region).scan(TableName="InProcessCross")["Items"]}
              for region in REGIONS}
-    assert items == {"eu-west-1": {"21": "eu-west-1"}, "us-east-1": {"22": "cross"}}
+    assert items == {"eu-west-1": {"21": "eu-west-1", "23": "own endpoint"}, "us-east-1": {"22": "cross"}}
+
+
+def test_invoke_here_times_a_cold_start_by_its_init_allowance(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.local import lambda_runtime
+
+    monkeypatch.setattr(lambda_runtime, "INIT_LIMIT_S", 0.2)  # the real allowance is 10 s
+    name = cloud.function("eu-west-1", "import time\ntime.sleep(0.8)\ndef handler(event, context):\n    return 'ready'\n")
+    fired: list[float] = []
+    started = time.monotonic()
+    result = cloud.runtime.invoke_here("eu-west-1", name, {}, 0.1, lambda: fired.append(time.monotonic() - started))
+    assert result == "ready"  # the init ran on; the caller was told at init allowance + timeout
+    assert len(fired) == 1 and 0.3 <= fired[0] < 0.8
