@@ -114,7 +114,10 @@ class Cloud:
 
     def __init__(self) -> None:
         a, b = random.randint(1, 254), random.randint(1, 254)
-        self.ctx = CloudContext(settings=CloudSettings(regions=list(REGIONS), data_plane_port=0, integration_timeout_floor_s=0.5),
+        # 1.5 s: short enough for the 504 test, long enough that a warm handler on a loaded
+        # machine (other test workers, e2e clouds) is not cut off by a spurious 504
+        self.ctx = CloudContext(settings=CloudSettings(regions=list(REGIONS), data_plane_port=0,
+                                                       integration_timeout_floor_s=1.5),
                                 regions=[RegionSpec(REGIONS[0], f"127.{a}.{b}.11"),
                                          RegionSpec(REGIONS[1], f"127.{a}.{b}.12")])
         self.runtime = LambdaRuntime(self.ctx)
