@@ -416,6 +416,31 @@ def _qualifier(fn: Any) -> str:
     return "$LATEST" if fn.function_arn.endswith(f":function:{fn.function_name}") else str(fn.version)
 
 
+CODE_DIR_PREFIX = "gameday-lambda-"  # + the cloud process's pid + "-": extracted function code
+
+
+def sweep_stale_code_dirs(tmp: Path | None = None) -> list[Path]:
+    """Removes the code directories of cloud processes that no longer exist: a SIGKILLed cloud
+    runs no exit handler, so its directory would stay behind forever."""
+    removed = []
+    for path in Path(tmp or tempfile.gettempdir()).glob(f"{CODE_DIR_PREFIX}*-*"):
+        pid = path.name[len(CODE_DIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 _ACTIVE: list["LambdaRuntime"] = []  # runtimes told about configuration changes
 _ACTIVE_LOCK = threading.Lock()
 _MISSING = object()
@@ -474,7 +499,8 @@ class LambdaRuntime:
         USER_AGENT_SANITIZER.apply(functools.lru_cache(maxsize=4096)(USER_AGENT_SANITIZER.original()))
         if self._aws_app is not None:
             _install_in_process_hook()
-        self._root = Path(tempfile.mkdtemp(prefix="gameday-lambda-"))
+        sweep_stale_code_dirs()
+        self._root = Path(tempfile.mkdtemp(prefix=f"{CODE_DIR_PREFIX}{os.getpid()}-"))
         atexit.register(shutil.rmtree, self._root, True)  # also when the process exits without stop()
         self._pool = concurrent.futures.ThreadPoolExecutor(self.MAX_WORKERS, thread_name_prefix="lambda")
         if self._watchdog is None:

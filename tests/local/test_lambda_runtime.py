@@ -426,3 +426,20 @@ def test_invoke_here_times_a_cold_start_by_its_init_allowance(cloud: Cloud, monk
     result = cloud.runtime.invoke_here("eu-west-1", name, {}, 0.1, lambda: fired.append(time.monotonic() - started))
     assert result == "ready"  # the init ran on; the caller was told at init allowance + timeout
     assert len(fired) == 1 and 0.3 <= fired[0] < 0.8
+
+
+def test_code_directories_of_vanished_cloud_processes_are_swept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from harness.local.lambda_runtime import CODE_DIR_PREFIX, sweep_stale_code_dirs
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a pid that has exited (SIGKILLed cloud)
+    stale = tmp_path / f"{CODE_DIR_PREFIX}{gone}-abc"
+    mine = tmp_path / f"{CODE_DIR_PREFIX}{os.getpid()}-def"   # a running cloud's
+    legacy = tmp_path / f"{CODE_DIR_PREFIX}xyz"               # not named by a pid: not ours to judge
+    for path in (stale, mine, legacy):
+        (path / "digest").mkdir(parents=True)
+    assert sweep_stale_code_dirs(tmp_path) == [stale]
+    assert not stale.exists() and mine.exists() and legacy.exists()
