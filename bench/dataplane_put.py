@@ -34,10 +34,10 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.local.context import CloudContext, CloudSettings, RegionSpec  # noqa: E402
-from harness.local.dataplane import DataPlane  # noqa: E402
-from harness.local.lambda_runtime import LambdaRuntime  # noqa: E402
-from harness.local.moto_server import AwsEndpoint  # noqa: E402
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec  # noqa: E402
+from gameday.localcloud.apigateway.dataplane import DataPlane  # noqa: E402
+from gameday.localcloud.awslambda.runtime import LambdaRuntime  # noqa: E402
+from gameday.localcloud.motoglue.server import AwsEndpoint  # noqa: E402
 
 REGIONS = ("eu-west-1", "us-east-1")
 TABLE = "BenchTable"

@@ -6,7 +6,7 @@
 
 Prints:
  (a) start-up of a two-region cloud with the reference deployment: from launching the child
-     process (harness.local.cloud.LocalCloud) to its ready line, median of --startup-runs, with the
+     process (gameday.localcloud.process.launcher.LocalCloud) to its ready line, median of --startup-runs, with the
      in-process breakdown the cloud reports (interpreter + imports up to main, init, imports,
      components, provisioning through CloudFormation). Goal: under 2 s.
  (b) PutItem requests/s through one regional endpoint (POST {api_url}/item, unique ids) from a
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.dataplane_put import _client as put_client  # noqa: E402  (the PutItem load client)
 from bench.replication_lag import percentile  # noqa: E402
-from harness.local.cloud import LocalCloud  # noqa: E402
+from gameday.localcloud.process.launcher import LocalCloud  # noqa: E402
 
 PHASES = ("startup", "put", "lag", "soak")
 

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "reporting"))
 
-from harness import charts  # noqa: E402
+from gameday.report import charts  # noqa: E402
 
 
 def events(n: int, t0: float) -> list[dict]:
@@ -55,7 +55,7 @@ def main() -> None:
     wall, cpu = best_of(lambda: charts.health_chart(obs, marks, time_scale=0.01))
     print(f"health chart, {len(obs):,} observations: {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU")
 
-    from harness.report_builder import ReportToolMissing, build_report, find_allure
+    from gameday.report.html import ReportToolMissing, build_report, find_allure
     try:
         find_allure()
     except ReportToolMissing as exc:

@@ -4,7 +4,7 @@ Target (default `loopback`): a child process serving two regions' HTTP/1.1 keep-
 two loopback addresses (one port) and a real dnslib DNS server answering the global domain with a
 CNAME -> A (TTL 60), so the client does real DNS (TTL cache, scaled by --time-scale) and real HTTP,
 and its CPU does not share a GIL with the servers. `--target local` uses the embedded local cloud
-(harness.local.cloud.LocalCloud): then the figure is bounded by the cloud (moto + in-process Lambda).
+(gameday.localcloud.process.launcher.LocalCloud): then the figure is bounded by the cloud (moto + in-process Lambda).
 
     python -m bench.traffic [--target loopback|local] [--seconds 5] [--rate 300] [--threads 16]
 
@@ -12,7 +12,7 @@ Prints:
  1. requests/s sustained with full recording: at --rate (does it hold?) and at saturation;
  2. recording overhead per request: the cost of one event (dict + append), and client CPU per
     request with and without recording at the same rate;
- 3. time to compute every metric (harness.metrics.summarize) over 100,000 synthetic events.
+ 3. time to compute every metric (gameday.measure.metrics.summarize) over 100,000 synthetic events.
 Bounded: each phase runs --seconds; everything started is stopped.
 """
 
@@ -33,8 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import metrics  # noqa: E402
-from harness.traffic import Traffic, make_event  # noqa: E402
+from gameday.measure import metrics  # noqa: E402
+from gameday.load.traffic import Traffic, make_event  # noqa: E402
 
 DOMAIN = "api.gameday.test"
 REGIONS = ("eu-west-1", "us-east-1")
@@ -127,7 +127,7 @@ class LoopbackTarget:
 
 class LocalCloudTarget:
     def __enter__(self) -> dict[str, Any]:
-        from harness.local.cloud import LocalCloud
+        from gameday.localcloud.process.launcher import LocalCloud
 
         self._cloud = LocalCloud().start()
         return self._cloud.description

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from harness.local.cloud import LocalCloud
+from gameday.localcloud.process.launcher import LocalCloud
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +23,6 @@ def cloud() -> Iterator[LocalCloud]:
 @pytest.fixture(scope="session")
 def local_cloud(cloud: LocalCloud):
     """The running cloud's deployment description, loaded as the harness loads it."""
-    from harness.config import load_deployment
+    from gameday.deployment import load_deployment
 
     return load_deployment(cloud.deployment_path)

@@ -15,8 +15,8 @@ import boto3
 import pytest
 import yaml
 
-from harness.local.cloud import LocalCloud
-from run_helpers import gameday
+from gameday.localcloud.process.launcher import LocalCloud
+from tests.support.run_helpers import gameday
 
 PRIMARY, SECONDARY = "eu-west-1", "us-east-1"
 

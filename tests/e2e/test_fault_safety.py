@@ -17,8 +17,8 @@ import pytest
 import yaml
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from harness.local.cloud import LocalCloud
-from run_helpers import gameday, popen_gameday, ensure_stopped
+from gameday.localcloud.process.launcher import LocalCloud
+from tests.support.run_helpers import gameday, popen_gameday, ensure_stopped
 
 CANARY_VALUE = "canary-5e3c7e7-value"
 CANARY = {"status": "200", "OTHER_SETTING": CANARY_VALUE, "DB_PASSWORD": "hunter2-canary", "EMPTY": ""}
@@ -246,7 +246,7 @@ def test_port_in_use_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_bad_templates_for_local_up_are_one_line_exit_2(tmp_path: Path, breakage: str, named: str) -> None:
     import shutil as _shutil
 
-    from harness.provision import INFRA_DIR
+    from gameday.provision import INFRA_DIR
 
     templates = tmp_path / "templates"
     _shutil.copytree(INFRA_DIR, templates, ignore=_shutil.ignore_patterns("__pycache__", "*.py", "functions"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from run_helpers import gameday
+from tests.support.run_helpers import gameday
 
 # What "within one poll interval" allows beyond the interval itself: the poll's own round
 # trip to the AWS endpoint on a loaded 2-core machine.
@@ -44,7 +44,7 @@ def test_fresh_run_fails_over_every_region_and_agrees_with_ground_truth(tmp_path
 def test_parallel_workers_against_one_shared_deployment_never_overlap_faults(tmp_path: Path) -> None:
     """-n 2 against one deployment: the destructive scenarios go to one worker (xdist_group +
     loadgroup), so their fault windows never overlap."""
-    from harness.local.cloud import LocalCloud
+    from gameday.localcloud.process.launcher import LocalCloud
 
     with LocalCloud() as cloud:
         result = gameday("run", "--deployment", str(cloud.deployment_path), "-k", "region_failover", "-n", "2",

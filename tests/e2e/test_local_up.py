@@ -17,14 +17,14 @@ import pytest
 import yaml
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from run_helpers import PROJECT_ROOT
+from tests.support.run_helpers import PROJECT_ROOT
 
 
 @pytest.fixture
 def local_up(tmp_path: Path):
     out = tmp_path / "deployment.yaml"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "local", "up", "--port", "0", "--address-prefix", "random",
+        [sys.executable, "-m", "gameday.cli.main", "local", "up", "--port", "0", "--address-prefix", "random",
          "--deployment-out", str(out)],
         cwd=PROJECT_ROOT, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -14,13 +14,13 @@ import boto3
 import pytest
 import yaml
 
-from harness.config import load_deployment
-from harness.faults.concurrency import ThrottleFunction, reserved_concurrency
-from harness.faults.replication import DropReplication, PauseReplication, replication_status
-from harness.journal import Journal, restore_pending
-from harness.local.cloud import LocalCloud
-from harness.summary import LOAD_FIGURES
-from run_helpers import gameday, popen_gameday, ensure_stopped
+from gameday.deployment import load_deployment
+from gameday.faults.concurrency import ThrottleFunction, reserved_concurrency
+from gameday.faults.replication import DropReplication, PauseReplication, replication_status
+from gameday.faults.journal import Journal, restore_pending
+from gameday.localcloud.process.launcher import LocalCloud
+from gameday.report.summary import LOAD_FIGURES
+from tests.support.run_helpers import gameday, popen_gameday, ensure_stopped
 
 PRIMARY, SECONDARY = "eu-west-1", "us-east-1"
 MUST_HOLD_ACKED_WRITES = 5000

@@ -1,1 +1,0 @@
-"""The reference deployment: CloudFormation templates and the reference Lambda handlers."""

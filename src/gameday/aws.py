@@ -1,0 +1,93 @@
+"""boto3 clients for one deployment: one Session per region, one place for endpoint,
+timeout and retry settings.
+
+Why no process-wide default session: two deployments (e.g. two local clouds under
+pytest-xdist, or a local cloud beside AWS) must never share credentials or endpoints.
+The same code serves AWS and the local cloud; only `aws_endpoint_url` differs.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+
+from gameday.deployment import Deployment
+
+ROUTE53_REGION = "us-east-1"  # Route 53 is global; its API lives in us-east-1
+DUMMY_CREDENTIALS = {"aws_access_key_id": "gameday-local", "aws_secret_access_key": "gameday-local"}
+
+
+def _configured_credentials_exist() -> bool:
+    """Whether the usual chain (env, profile, config files) yields credentials.
+
+    Instance/container metadata providers are skipped: against a local endpoint they
+    only add seconds of timeouts and never matter.
+    """
+    session = botocore.session.Session()
+    resolver = session.get_component("credential_provider")
+    for name in ("iam-role", "container-role"):
+        try:
+            resolver.remove(name)
+        except (KeyError, ValueError):
+            pass
+    try:
+        return session.get_credentials() is not None
+    except Exception:  # a broken profile: let boto3 report it on the first call instead
+        return True
+
+
+class AwsClients:
+    """Client factory for one deployment. Clients are cached per (service, region) and are
+    thread-safe once created (boto3 clients are; sessions are not, hence the lock)."""
+
+    def __init__(self, deployment: Deployment, *, connect_timeout_s: float = 5.0,
+                 read_timeout_s: float = 30.0, max_attempts: int = 5) -> None:
+        self.deployment = deployment
+        self.endpoint_url = deployment.aws_endpoint_url
+        self.config = Config(
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
+            retries={"mode": "standard", "max_attempts": max_attempts},
+        )
+        self._lock = threading.Lock()
+        self._sessions: dict[str, boto3.Session] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._credentials: dict[str, str] = {}
+        if self.endpoint_url and not _configured_credentials_exist():
+            self._credentials = dict(DUMMY_CREDENTIALS)
+
+    def session(self, region: str) -> boto3.Session:
+        with self._lock:
+            return self._session_locked(region)
+
+    def _session_locked(self, region: str) -> boto3.Session:
+        if region not in self._sessions:
+            self._sessions[region] = boto3.Session(region_name=region, **self._credentials)
+        return self._sessions[region]
+
+    def client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        with self._lock:
+            if key not in self._clients:
+                session = self._session_locked(region)
+                self._clients[key] = session.client(service, endpoint_url=self.endpoint_url,
+                                                    config=self.config)
+            return self._clients[key]
+
+    def lambda_(self, region: str) -> Any:
+        return self.client("lambda", region)
+
+    def dynamodb(self, region: str) -> Any:
+        return self.client("dynamodb", region)
+
+    def route53(self) -> Any:
+        return self.client("route53", ROUTE53_REGION)
+
+
+def clients_for(deployment: Deployment, **kwargs: Any) -> AwsClients:
+    """The clients for `deployment` (a new factory each call; hold on to it)."""
+    return AwsClients(deployment, **kwargs)

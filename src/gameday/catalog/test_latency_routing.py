@@ -1,0 +1,152 @@
+"""Game day on a latency-routed deployment: a client of each region (EDNS0 client subnet from
+regions[].client_address) is served by its own region; when its region fails, by another;
+after the restore, by its own again. Clients of the other regions never move.
+
+Evidence: DNS answers for each client asked uncached (the routing decision) and requests
+through the global domain from each client (the x-gameday-region that served them), plus
+background traffic from every client honouring the TTL (timeline, failback from traffic).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gameday.measure import metrics
+from gameday.report import allure as reporting
+from gameday.gamedays.failover import FailoverRun
+from gameday.faults.flip_health import FlipHealth
+from gameday.load.global_client import GlobalClient
+from gameday.observe import dns_answers
+from gameday.gamedays.scenario_report import reported_scenario
+from gameday.load.traffic import Traffic
+from gameday.gamedays.under_load import categorised_failures, fail, poll_interval, wait_all_healthy, wait_for
+
+RATE_PER_CLIENT = 30.0
+
+
+def _served(session, client_region: str) -> str | None:
+    """Who serves a GET /health from a client of `client_region` (uncached DNS)."""
+    with GlobalClient.from_deployment(session.deployment, region=client_region, dns_mode="no-cache") as client:
+        return client.get("/health").region
+
+
+@pytest.mark.failover
+@pytest.mark.destructive
+def test_latency_routing(latency_gameday, failed_region: str) -> None:
+    session = latency_gameday
+    dep = session.deployment
+    if failed_region not in dep.region_names:
+        pytest.skip(f"{failed_region} is not a region of the latency-routed deployment ({dep.region_names})")
+    poll_s = poll_interval(dep)
+    clients = [r.name for r in dep.regions]
+    others = [c for c in clients if c != failed_region]
+    run = FailoverRun(scenario="latency_routing", failed_region=failed_region)
+    fetch = {c: dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False) for c in clients}
+
+    def answered(c: str) -> list[str]:
+        return [r for r in dns_answers.regions_in(dep, fetch[c]()) if r]
+
+    with reported_scenario(session, run, feature="Latency routing",
+                           story="Each client is served by its own region, by another while it is down"), \
+            categorised_failures(run):
+        missing = [r.name for r in dep.regions if not r.client_address]
+        if missing:
+            raise fail(run, "harness_error", f"regions without client_address (needed as EDNS0 client subnet): "
+                                             f"{missing}")
+        traffic = {c: Traffic.from_deployment(dep, region=c, rate=RATE_PER_CLIENT, write_ratio=0.5, threads=4)
+                   for c in clients}
+        try:
+            for t in traffic.values():
+                t.start()
+            with reporting.phase("steady state: every client served by its own region") as entry:
+                entry.update(health=wait_all_healthy(session, poll_s))
+                before = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
+                run.evidence["steady_state"] = before
+                wrong = {c: v for c, v in before.items() if v["dns"][:1] != [c] or v["served_by"] != c}
+                if wrong:
+                    raise fail(run, "wrong_region", f"steady state: clients not served by their own region: {wrong}")
+            with FlipHealth(dep, failed_region, clients=session.clients, journal=session.journal) as fault:
+                run.marks["fault"] = fault.injected_at
+                with reporting.phase("detect") as entry:
+                    wait = session.health.wait_until(dep.region(failed_region).health_check_id, healthy=False,
+                                                     region=failed_region, poll_s=poll_s,
+                                                     on_progress=session.progress.health)
+                    run.marks["detected"] = wait.reached_at
+                    run.figures["detection_s"] = round(wait.reached_at - fault.injected_at, 4)
+                    run.evidence["health_observations"] = [
+                        {"t": p.t, "region": failed_region, "failing": p.failing, "total": p.total}
+                        for p in wait.history]
+                    entry.update(detection_s=run.figures["detection_s"])
+                with reporting.phase(f"client of {failed_region} moves to another region") as entry:
+                    budget = dns_answers.dns_shift_budget(wait.budget_s, dep, through_resolver=False)
+                    shift = dns_answers.wait_until_excludes(fetch[failed_region], dep, failed_region, budget, poll_s)
+                    run.marks["dns_shift"] = shift.reached_at
+                    run.figures["dns_shift_s"] = round(shift.reached_at - fault.injected_at, 4)
+                    during = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
+                    run.evidence["during"] = during
+                    run.survivor = during[failed_region]["served_by"]
+                    entry.update(during=during)
+                    if during[failed_region]["served_by"] in (None, failed_region):
+                        raise fail(run, "wrong_region", f"a client of {failed_region} was served by "
+                                                        f"{during[failed_region]['served_by']} while it is down")
+                    moved = {c: during[c] for c in others if during[c]["served_by"] != c}
+                    if moved:
+                        raise fail(run, "wrong_region", f"clients of healthy regions moved: {moved}")
+                with reporting.phase(f"TTL-honouring client of {failed_region} follows") as entry:
+                    cached = dns_answers.resolver_fetcher(traffic[failed_region].client.resolver, dep.domain,
+                                                          region=failed_region, cached=True)
+                    follow = dns_answers.wait_until_excludes(cached, dep, failed_region,
+                                                             budget + dep.record_ttl_s * dep.time_scale, poll_s)
+                    run.marks["client_dns_shift"] = follow.reached_at
+                    run.figures["client_dns_shift_s"] = round(follow.reached_at - fault.injected_at, 4)
+                    # traffic of that client is served elsewhere for a while (a few polls), then restore
+                    moved_at = follow.reached_at + 5 * poll_s
+                    wait_for(lambda: time.time() >= moved_at, budget_s=60.0, poll_s=poll_s)
+                    entry.update(client_dns_shift_s=run.figures["client_dns_shift_s"])
+                run.marks["restore"] = time.time()
+            run.evidence["fault_journal"] = fault.record.to_dict()
+            with reporting.phase(f"client of {failed_region} back to its own region") as entry:
+                wait_all_healthy(session, poll_s)
+                budget = dns_answers.dns_shift_budget(wait.budget_s, dep, through_resolver=False)
+                back = dns_answers.wait_until_includes(fetch[failed_region], dep, failed_region, budget, poll_s)
+                run.marks["recovered"] = back.reached_at
+                after = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
+                run.evidence["after"] = after
+                entry.update(after=after)
+                wrong = {c: v for c, v in after.items() if v["served_by"] != c}
+                if wrong:
+                    raise fail(run, "wrong_region", f"after the restore clients not served by their own region: "
+                                                    f"{wrong}")
+            # Long enough for TTL-honouring clients to follow (cache = TTL x time scale).
+            follow = run.marks["recovered"] + 2 * dep.record_ttl_s * dep.time_scale + 0.5
+            wait_for(lambda: time.time() >= follow, budget_s=60.0, poll_s=0.05)
+        finally:
+            for t in traffic.values():
+                t.stop()
+                t.client.close()
+        events = {c: t.events() for c, t in traffic.items()}
+        run.traffic_events = [e for c in clients for e in events[c]]
+        mine = events[failed_region]
+        figures = metrics.summarize(mine, run.marks, restored_region=failed_region, time_scale=dep.time_scale)
+        run.figures.update(
+            acked_writes=sum(len(t.acked_ids()) for t in traffic.values()), errors=figures["errors"],
+            client_outage_s=figures["client_outage_s"], failback_s=figures["failback_s"], rpo_lost_writes=None,
+            replication_lag_p50_s=None, replication_lag_p99_s=None,
+            served_by_client={c: _count_by_region(events[c]) for c in clients})
+        away = [e for e in mine if e["ok"] and run.marks["client_dns_shift"] <= e["t_start"] < run.marks["restore"]]
+        if not away or any(e["region"] == failed_region for e in away):
+            raise fail(run, "wrong_region", f"traffic of the {failed_region} client was not served by another region "
+                                            f"while {failed_region} was down: {_count_by_region(away)}")
+        if figures["failback_s"] is None:
+            raise fail(run, "wrong_region", f"traffic of the {failed_region} client did not return to "
+                                            f"{failed_region} after the restore: {_count_by_region(mine)}")
+
+
+def _count_by_region(events: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for e in events:
+        if e["ok"]:
+            out[str(e["region"])] = out.get(str(e["region"]), 0) + 1
+    return out

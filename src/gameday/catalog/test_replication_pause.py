@@ -1,0 +1,167 @@
+"""Game day: replication paused, then resumed (local cloud only).
+
+While replication to and from one region is held, clients write straight to each region's
+API: ids only one side writes, and conflicting ids both sides write (first the paused
+region, then the other, each acknowledged before the next). On resume every region must
+converge to the same value per id: every acknowledged write of a non-conflicting id is
+everywhere with its value, and each conflicting id holds the later acknowledged write
+(last writer wins) in every region. Conflicts and the writes they overwrote are counted;
+anything else missing or different is a lost write.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from gameday.report import allure as reporting
+from gameday.gamedays.failover import FailoverRun
+from gameday.faults.replication import PauseReplication, replication_status
+from gameday.observe import tables
+from gameday.gamedays.scenario_report import reported_scenario
+from gameday.load.traffic import make_event, new_id_base
+from gameday.gamedays.under_load import Throttled, categorised_failures, fail, read_items, wait_for
+
+ONE_SIDED_PER_REGION = 100
+CONFLICTING = 50
+WRITERS = 8
+HTTP_TIMEOUT_S = (3.05, 10.0)
+
+
+def _write(session: requests.Session, api_url: str, region: str, item_id: int, name: str) -> dict[str, Any]:
+    """POST /item straight to one region; a traffic event (BRIEF shape) plus the value written."""
+    t_start = time.time()
+    started = time.perf_counter()
+    status, error, served = None, None, region
+    try:
+        response = session.post(api_url.rstrip("/") + "/item", json={"id": item_id, "name": name},
+                                timeout=HTTP_TIMEOUT_S)
+        status = response.status_code
+        served = response.headers.get("x-gameday-region") or region
+        ok = 200 <= status < 300
+        error = None if ok else f"HTTP {status}"
+    except requests.RequestException as exc:
+        ok, error = False, type(exc).__name__
+    latency = time.perf_counter() - started
+    event = make_event(t_start, t_start + latency, "put", ok, status, latency, served, item_id, error, api_url)
+    event["name"] = name
+    return event
+
+
+@pytest.mark.destructive
+@pytest.mark.local_only
+def test_replication_paused_then_resumed(gameday) -> None:
+    dep = gameday.deployment
+    paused, other = dep.regions[0], dep.regions[1]
+    run = FailoverRun(scenario="replication_pause", failed_region=paused.name)
+    say = Throttled(gameday)
+    with reported_scenario(gameday, run, feature="Replication paused",
+                           story="Both sides write while replication is held; they converge on resume"), \
+            categorised_failures(run):
+        base = new_id_base()
+        one_sided = {r.name: [base + i + 1_000 * n for i in range(ONE_SIDED_PER_REGION)]
+                     for n, r in enumerate(dep.regions)}
+        conflicting = [base + 100_000 + i for i in range(CONFLICTING)]
+        events: list[dict[str, Any]] = []
+        http = requests.Session()
+        http.trust_env = False
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=WRITERS)
+        http.mount("http://", adapter)
+        http.mount("https://", adapter)
+
+        def both_sides(item_id: int) -> list[dict[str, Any]]:
+            first = _write(http, paused.api_url, paused.name, item_id, f"{paused.name}-first")
+            second = _write(http, other.api_url, other.name, item_id, f"{other.name}-second")
+            return [first, second]
+
+        with PauseReplication(dep, paused.name, clients=gameday.clients, journal=gameday.journal,
+                              on_event=lambda kind, data: gameday.progress.say(f"[{data['region']}] replication "
+                                                                               f"{kind.replace('_', ' ')}")) as fault:
+            run.marks["fault"] = fault.injected_at
+            with reporting.phase("write on both sides while paused") as entry:
+                with ThreadPoolExecutor(WRITERS) as pool:
+                    jobs = [pool.submit(_write, http, r.api_url, r.name, i, f"{r.name}-only")
+                            for r in dep.regions for i in one_sided[r.name]]
+                    pairs = [pool.submit(both_sides, i) for i in conflicting]
+                    events += [j.result() for j in jobs]
+                    events += [e for p in pairs for e in p.result()]
+                acked = [e for e in events if e["ok"]]
+                entry.update(writes=len(events), acked=len(acked))
+                say.say(f"{len(acked)} of {len(events)} writes acknowledged while replication is paused")
+            with reporting.phase("replication held") as entry:
+                # Longer than replication normally takes: nothing may have crossed.
+                hold_s = max(0.5, 20 * dep.time_scale)
+                crossed: dict[str, int] = {}
+
+                def crossed_now() -> bool:
+                    for r in dep.regions:
+                        foreign = [e["item_id"] for e in acked if e["region"] != r.name
+                                   and e["item_id"] not in conflicting]
+                        crossed[r.name] = len(read_items(gameday.clients, dep, r.name, foreign))
+                    return any(crossed.values())
+
+                leaked, _ = wait_for(crossed_now, budget_s=hold_s, poll_s=max(0.1, hold_s / 4))
+                status = replication_status(dep.control_url)
+                run.evidence["while_paused"] = {"crossed": crossed, "held": status.get("held"),
+                                                "paused": status.get("paused")}
+                entry.update(crossed=crossed, held=status.get("held"))
+                if leaked:
+                    raise fail(run, "fault_not_effective", f"replication was paused for {paused.name}, yet items "
+                                                           f"crossed regions: {crossed}")
+            run.marks["restore"] = time.time()
+        run.evidence["fault_journal"] = fault.record.to_dict()
+        run.evidence["resume"] = fault.restore_detail
+
+        expected: dict[int, str] = {}          # id -> the value every region must end with
+        overwritten = 0
+        for e in sorted(acked, key=lambda e: e["t_end"]):
+            if e["item_id"] in expected:
+                overwritten += 1               # last writer wins: the earlier acknowledged value goes
+            expected[e["item_id"]] = e["name"]
+        with reporting.phase("converge after resume") as entry:
+            views: dict[str, dict[int, dict[str, Any]]] = {}
+
+            def converged() -> bool:
+                for r in dep.regions:
+                    views[r.name] = read_items(gameday.clients, dep, r.name, expected)
+                wrong = sum(1 for r in dep.regions for i, v in expected.items()
+                            if (views[r.name].get(i) or {}).get("name") != v)
+                say.say(f"convergence: {wrong} (region, id) pairs not yet as expected")
+                return wrong == 0
+
+            budget = tables.replication_budget(dep)
+            done, _ = wait_for(converged, budget_s=budget, poll_s=max(0.05, 5 * dep.time_scale))
+            run.marks["recovered"] = time.time()
+            convergence_s = run.marks["recovered"] - run.marks["restore"]
+            entry.update(converged=done, convergence_s=convergence_s)
+
+        differing = {i for i in expected if len({(views[r.name].get(i) or {}).get("name")
+                                                  for r in dep.regions}) > 1}
+        missing = {r.name: sorted(i for i in expected if i not in views[r.name]) for r in dep.regions}
+        wrong_value = sorted(i for i in expected for r in dep.regions
+                             if i in views[r.name] and views[r.name][i].get("name") != expected[i])
+        lost = sorted({i for ids in missing.values() for i in ids} | set(wrong_value))
+        conflicts = [i for i in conflicting if sum(1 for e in acked if e["item_id"] == i) > 1]
+        run.traffic_events = events
+        run.figures.update(
+            acked_writes=len(acked), errors=len(events) - len(acked), conflicts=len(conflicts),
+            overwritten_by_lww=overwritten, rpo_lost_writes=len(lost), rpo_missing_ids=lost[:1000],
+            convergence_s=round(convergence_s, 4) if done else None, diverged_after_resume=len(differing),
+            replication_lag_p50_s=None, replication_lag_p99_s=None, client_outage_s=None, failback_s=None,
+            held_deliveries=run.evidence["while_paused"]["held"])
+        run.evidence["conflict_winners"] = {str(i): {r.name: (views[r.name].get(i) or {}).get("name")
+                                                     for r in dep.regions} for i in conflicts[:10]}
+        if len(acked) < len(events):
+            raise fail(run, "write_failed", f"{len(events) - len(acked)} of {len(events)} direct regional writes "
+                                            f"were not acknowledged while replication was paused")
+        if lost or not done:
+            raise fail(run, "lost_writes", f"after resume {len(lost)} acknowledged writes are missing or hold "
+                                           f"another value than last-writer-wins gives (missing: "
+                                           f"{ {r: len(v) for r, v in missing.items()} }; ids: {lost[:20]})")
+        if len(conflicts) != CONFLICTING:
+            raise fail(run, "write_failed", f"only {len(conflicts)} of {CONFLICTING} conflicting ids were written on "
+                                            f"both sides")

@@ -1,0 +1,180 @@
+"""The `gameday` command: run | local up | restore | report | provision | teardown.
+
+Bad input: one line naming the argument and what was expected, exit 2, nothing changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+
+from gameday.errors import GamedayError, UsageError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the scenarios through pytest, then print the summary and build the report."""
+    import pytest
+
+    from gameday.cli.run import pytest_args_for_run, finish_run
+
+    regions = ["eu-west-1", "us-east-1"]  # the embedded cloud's default
+    if args.deployment:
+        from gameday.deployment import load_deployment
+
+        # validate before pytest starts: exit 2, no AWS call
+        regions = [r.name for r in load_deployment(args.deployment).regions]
+    if args.fail_region is not None and args.fail_region not in regions:
+        raise UsageError(f"--fail-region: expected one of {', '.join(regions)}, got {args.fail_region!r}")
+    if args.n is not None and args.n < 0:
+        raise UsageError(f"-n: expected a number of workers >= 0, got {args.n}")
+    if args.time_scale is not None and not (0 < args.time_scale <= 1):
+        raise UsageError(f"--time-scale: expected a number in (0, 1], got {args.time_scale}")
+    from gameday.gamedays.under_load import LoadSettings, slo_overrides
+
+    # The same parsers the scenarios use: a bad value is a one-line error here, before pytest starts.
+    LoadSettings.from_sources({"acked_writes": args.load_acked_writes, "rate": args.load_rate,
+                               "write_ratio": args.load_write_ratio})
+    slo_overrides(args.slo)
+    run_id = new_run_id()
+    run_dir = Path(args.report_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pytest_args = pytest_args_for_run(args, run_dir)
+    print(f"gameday run {run_id}: pytest {' '.join(pytest_args)}", flush=True)
+    os.environ["GAMEDAY_RUN_DIR"] = str(run_dir.resolve())
+    os.environ["GAMEDAY_RUN_ID"] = run_id
+    code = pytest.main(pytest_args)
+    return finish_run(run_dir, int(code), build_html=not args.no_html)
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    from gameday.localcloud.process.serve import run_foreground
+
+    return run_foreground(args)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from gameday.deployment import load_deployment
+    from gameday.faults.journal import restore_pending
+
+    deployment = load_deployment(args.deployment)
+    journal = Path(args.journal)
+    if not journal.exists():
+        print(f"gameday restore: no journal at {journal}: nothing to restore")
+        return 0
+    results = restore_pending(journal, deployment)
+    for line in results:
+        print(f"gameday restore: {line}")
+    if not results:
+        print("gameday restore: nothing left injected")
+    return 0 if all(outcome.ok for outcome in results) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gameday.report.html import build_report
+
+    path = build_report(Path(args.report_dir))
+    print(f"gameday report: {path}")
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    from gameday.cli.provision import provision_command
+
+    return provision_command(args)
+
+
+def cmd_teardown(args: argparse.Namespace) -> int:
+    from gameday.cli.provision import teardown_command
+
+    return teardown_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gameday.localcloud.process.serve import DEFAULT_DESCRIPTION, add_arguments
+
+    parser = _Parser(prog="gameday", description="Failover game days for multi-region serverless backends.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run game-day scenarios (default: against a fresh embedded local cloud)")
+    run.add_argument("--deployment", metavar="FILE", help="deployment description (default: start a local cloud)")
+    run.add_argument("-k", metavar="EXPR", help="only scenarios matching EXPR (pytest -k)")
+    run.add_argument("-m", metavar="EXPR", help="only scenarios with these markers (pytest -m)")
+    run.add_argument("-n", type=int, metavar="N", help="parallel workers (pytest-xdist)")
+    run.add_argument("--fail-region", metavar="REGION", help="fail only this region")
+    run.add_argument("--time-scale", type=float, metavar="X", help="time scale of the local cloud (default 0.01)")
+    run.add_argument("--load-acked-writes", metavar="N", help="under load: acknowledged writes to reach (default 1000)")
+    run.add_argument("--load-rate", metavar="RPS", help="under load: requests per second (default 120)")
+    run.add_argument("--load-write-ratio", metavar="SHARE", help="under load: share of writes (default 0.8)")
+    run.add_argument("--slo", metavar="NAME=MAX", action="append",
+                     help="an SLO over the deployment file's (AWS-equivalent seconds for *_s figures); repeatable")
+    run.add_argument("--report-dir", default="reports", metavar="DIR")
+    run.add_argument("--no-html", action="store_true", help="skip building the Allure HTML report")
+    run.set_defaults(func=cmd_run)
+
+    local = sub.add_parser("local", help="the embedded local cloud")
+    local_sub = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
+    up = local_sub.add_parser("up", help="run the local cloud in the foreground; Ctrl-C stops it")
+    add_arguments(up)
+    up.set_defaults(func=cmd_local_up)
+
+    restore = sub.add_parser("restore", help="undo faults that a killed run left behind")
+    restore.add_argument("--journal", default="reports/journal.jsonl", metavar="FILE")
+    restore.add_argument("--deployment", default=DEFAULT_DESCRIPTION, metavar="FILE")
+    restore.set_defaults(func=cmd_restore)
+
+    report = sub.add_parser("report", help="build the Allure HTML report with history")
+    report.add_argument("--report-dir", default="reports", metavar="DIR")
+    report.set_defaults(func=cmd_report)
+
+    provision = sub.add_parser("provision", help="deploy the reference backend with CloudFormation")
+    provision.add_argument("--regions", default="eu-west-1,us-east-1")
+    provision.add_argument("--table-version", default="2019.11.21")
+    provision.add_argument("--routing", default="failover")
+    provision.add_argument("--domain", required=False, default=None)
+    provision.add_argument("--hosted-zone-id", default=None)
+    provision.add_argument("--templates", default=None, metavar="DIR")
+    provision.add_argument("--deployment-out", default="reports/aws/deployment.yaml", metavar="FILE")
+    provision.set_defaults(func=cmd_provision)
+
+    teardown = sub.add_parser("teardown", help="delete the stacks that provision created")
+    teardown.add_argument("--deployment", required=True, metavar="FILE")
+    teardown.set_defaults(func=cmd_teardown)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"gameday: {exc}", file=sys.stderr)
+        return 2
+    except GamedayError as exc:
+        print(f"gameday: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gameday: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""The deployment description (YAML): what the harness attaches to, validated on load.
+
+Why strict: a game day against the wrong table attribute or a mistyped option
+silently measures nothing. Every problem is a one-line UsageError that names the
+field path (e.g. `regions[1].health_check_id`) and what was expected, raised
+before any AWS call. Unknown keys are refused for the same reason (a typo in an
+optional key would otherwise fall back to a default without a word).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import yaml
+
+from gameday.errors import UsageError
+
+SCHEMA_VERSION = 1
+TARGETS = ("local", "aws")
+ROUTINGS = ("failover", "latency")
+FAILOVER_ROLES = ("PRIMARY", "SECONDARY")
+# table version -> the attribute that names the region that wrote an item (AWS_FACTS.md)
+REGION_ATTRIBUTE_BY_VERSION = {"2017.11.29": "aws:rep:updateregion", "2019.11.21": "written_region"}
+DEFAULT_FUNCTIONS = {"put": "gameday-PutItem", "get": "gameday-GetItem", "health": "gameday-Health"}
+SLO_FIELDS = ("detection_s", "dns_shift_s", "client_outage_s", "rpo_lost_writes",
+              "replication_lag_p99_s", "failback_s")
+_REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+@dataclass(frozen=True)
+class Functions:
+    put: str
+    get: str
+    health: str
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    api_url: str                       # regional endpoint incl. stage, e.g. http://127.0.0.11:8080/prod
+    health_check_id: str
+    functions: Functions
+    client_address: str | None = None  # an address "in" the region (EDNS0 client subnet for latency)
+    failover_role: str | None = None   # PRIMARY | SECONDARY (failover routing only)
+    api_host: str | None = None        # the regional API host name ({api_id}.execute-api.{region}.amazonaws.com)
+    api_id: str | None = None          # the REST API id
+
+    @property
+    def health_url(self) -> str:
+        return self.api_url.rstrip("/") + "/health"
+
+    @property
+    def api_url_host(self) -> str:
+        """The host part of api_url (an address locally, the API host name on AWS)."""
+        return urlsplit(self.api_url).hostname or ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    version: str
+    region_attribute: str
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Targets kept for the verdicts of issue 4; None = not set."""
+
+    detection_s: float | None = None
+    dns_shift_s: float | None = None
+    client_outage_s: float | None = None
+    rpo_lost_writes: float | None = None
+    replication_lag_p99_s: float | None = None
+    failback_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    target: str
+    domain: str
+    global_url: str
+    hosted_zone_id: str
+    routing: str
+    table: Table
+    regions: tuple[Region, ...]
+    time_scale: float = 1.0
+    dns_resolver: str = "system"
+    record_ttl_s: int = 60
+    aws_endpoint_url: str | None = None
+    control_url: str | None = None
+    slo: Slo = field(default_factory=Slo)
+    source: str = "<dict>"             # where it was loaded from (for messages)
+
+    def region(self, name: str) -> Region:
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise UsageError(f"region: expected one of {', '.join(self.region_names)}, got {name!r}")
+
+    @property
+    def region_names(self) -> list[str]:
+        return [r.name for r in self.regions]
+
+    def others(self, name: str) -> list[Region]:
+        """Every region but `name` (the survivors when `name` fails)."""
+        self.region(name)
+        return [r for r in self.regions if r.name != name]
+
+    @property
+    def resolver_address(self) -> tuple[str, int] | None:
+        """(host, port) of the configured DNS resolver; None for the system resolver."""
+        if self.dns_resolver == "system":
+            return None
+        host, port = _split_host_port(self.dns_resolver)
+        return host, port
+
+    def public(self) -> dict[str, Any]:
+        """The description as plain data, for run summaries (it holds no secrets)."""
+        data = asdict(self)
+        data.pop("source", None)
+        data["regions"] = [asdict(r) for r in self.regions]
+        return data
+
+
+# -- loading ---------------------------------------------------------------------
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Read and validate a deployment description; UsageError (one line) on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"deployment file {path}: not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"deployment file {path}: expected a file, got a directory") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"deployment file {path}: cannot read ({type(exc).__name__}: {exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise UsageError(f"deployment file {path}: not valid YAML{where}: {problem}") from None
+    return parse_deployment(data, source=str(path))
+
+
+def parse_deployment(data: Any, source: str = "<dict>") -> Deployment:
+    """Validate an already-parsed description (a mapping) into a Deployment."""
+    v = _Validator(source)
+    top = v.mapping(data, "", "a mapping (the deployment description)")
+    v.known_keys(top, "", {
+        "gameday_deployment", "target", "aws_endpoint_url", "control_url", "time_scale", "domain",
+        "global_url", "dns_resolver", "hosted_zone_id", "routing", "record_ttl_s", "table", "regions", "slo",
+    })
+    schema = v.required(top, "gameday_deployment", "")
+    if schema != SCHEMA_VERSION or isinstance(schema, bool):
+        v.fail("gameday_deployment", f"{SCHEMA_VERSION}", schema)
+    target = v.choice(v.required(top, "target", ""), "target", TARGETS)
+    aws_endpoint_url = v.optional_url(top.get("aws_endpoint_url"), "aws_endpoint_url")
+    control_url = v.optional_url(top.get("control_url"), "control_url")
+    time_scale = v.number(top.get("time_scale", 1.0), "time_scale", "a number in (0, 1]")
+    if not 0 < time_scale <= 1:
+        v.fail("time_scale", "a number in (0, 1]", time_scale)
+    domain = v.hostname(v.required(top, "domain", ""), "domain")
+    global_url = v.url(v.required(top, "global_url", ""), "global_url")
+    dns_resolver = v.resolver(top.get("dns_resolver", "system"), "dns_resolver")
+    hosted_zone_id = v.string(v.required(top, "hosted_zone_id", ""), "hosted_zone_id")
+    routing = v.choice(v.required(top, "routing", ""), "routing", ROUTINGS)
+    record_ttl_s = v.integer(top.get("record_ttl_s", 60), "record_ttl_s", minimum=0)
+    table = _parse_table(v, v.required(top, "table", ""))
+    regions = _parse_regions(v, v.required(top, "regions", ""), routing)
+    slo = _parse_slo(v, top.get("slo"))
+    return Deployment(
+        target=target, domain=domain, global_url=global_url, hosted_zone_id=hosted_zone_id,
+        routing=routing, table=table, regions=regions, time_scale=float(time_scale),
+        dns_resolver=dns_resolver, record_ttl_s=record_ttl_s, aws_endpoint_url=aws_endpoint_url,
+        control_url=control_url, slo=slo, source=source,
+    )
+
+
+def _parse_table(v: "_Validator", raw: Any) -> Table:
+    table = v.mapping(raw, "table", "a mapping {name, version, region_attribute}")
+    v.known_keys(table, "table", {"name", "version", "region_attribute"})
+    name = v.string(v.required(table, "name", "table"), "table.name")
+    version = v.required(table, "version", "table")
+    if not isinstance(version, str):  # YAML may read an unquoted 2019.11.21 as a string, but guard floats etc.
+        v.fail("table.version", "one of " + ", ".join(REGION_ATTRIBUTE_BY_VERSION) + " (quoted)", version)
+    version = v.choice(version, "table.version", tuple(REGION_ATTRIBUTE_BY_VERSION))
+    attribute = table.get("region_attribute", REGION_ATTRIBUTE_BY_VERSION[version])
+    attribute = v.string(attribute, "table.region_attribute")
+    if version == "2019.11.21" and attribute.startswith("aws:rep:"):
+        v.fail("table.region_attribute",
+               "an attribute the writing handler stamps (2019.11.21 tables carry no aws:rep:* attributes)",
+               attribute)
+    return Table(name=name, version=version, region_attribute=attribute)
+
+
+def _parse_regions(v: "_Validator", raw: Any, routing: str) -> tuple[Region, ...]:
+    if not isinstance(raw, list):
+        v.fail("regions", "a list of regions", raw)
+    if len(raw) < 2:
+        v.fail("regions", "at least 2 regions", len(raw))
+    if routing == "failover" and len(raw) != 2:
+        raise UsageError(f"{v.source}: regions: failover routing takes exactly 2 regions; use latency "
+                         f"(got {len(raw)})")
+    regions: list[Region] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"regions[{i}]"
+        r = v.mapping(item, where, "a mapping {name, api_url, health_check_id, functions, ...}")
+        v.known_keys(r, where, {"name", "api_url", "client_address", "functions", "health_check_id",
+                                "failover_role", "api_host", "api_id"})
+        name = v.string(v.required(r, "name", where), f"{where}.name")
+        if not _REGION_NAME.match(name):
+            v.fail(f"{where}.name", "an AWS region name like eu-west-1", name)
+        if name in seen:
+            v.fail(f"{where}.name", "a region name not used before (names must be unique)", name)
+        seen.add(name)
+        api_url = v.url(v.required(r, "api_url", where), f"{where}.api_url")
+        health_check_id = v.string(v.required(r, "health_check_id", where), f"{where}.health_check_id")
+        client_address = r.get("client_address")
+        if client_address is not None:
+            client_address = v.ip_address(client_address, f"{where}.client_address")
+        api_host = r.get("api_host")
+        if api_host is not None:
+            api_host = v.hostname(api_host, f"{where}.api_host")
+        api_id = r.get("api_id")
+        if api_id is not None:
+            api_id = v.string(api_id, f"{where}.api_id")
+        functions = _parse_functions(v, r.get("functions", DEFAULT_FUNCTIONS), f"{where}.functions")
+        role = r.get("failover_role")
+        if routing == "failover":
+            role = v.choice(v.required(r, "failover_role", where), f"{where}.failover_role", FAILOVER_ROLES)
+        elif role is not None:
+            v.fail(f"{where}.failover_role", "no failover_role with routing latency", role)
+        regions.append(Region(name=name, api_url=api_url, health_check_id=health_check_id,
+                              functions=functions, client_address=client_address, failover_role=role,
+                              api_host=api_host, api_id=api_id))
+    if routing == "failover":
+        roles = sorted(r.failover_role or "" for r in regions)
+        if roles != sorted(FAILOVER_ROLES):
+            v.fail("regions[1].failover_role", "one PRIMARY and one SECONDARY region",
+                   f"{regions[0].failover_role} and {regions[1].failover_role}")
+    return tuple(regions)
+
+
+def _parse_functions(v: "_Validator", raw: Any, where: str) -> Functions:
+    f = v.mapping(raw, where, "a mapping {put, get, health}")
+    v.known_keys(f, where, set(DEFAULT_FUNCTIONS))
+    names = {key: v.string(v.required(f, key, where), f"{where}.{key}") for key in DEFAULT_FUNCTIONS}
+    return Functions(**names)
+
+
+def _parse_slo(v: "_Validator", raw: Any) -> Slo:
+    if raw is None:
+        return Slo()
+    slo = v.mapping(raw, "slo", "a mapping of " + ", ".join(SLO_FIELDS))
+    v.known_keys(slo, "slo", set(SLO_FIELDS))
+    values: dict[str, float | None] = {}
+    for key in SLO_FIELDS:
+        if slo.get(key) is None:
+            continue
+        number = v.number(slo[key], f"slo.{key}", "a number >= 0")
+        if number < 0:
+            v.fail(f"slo.{key}", "a number >= 0", number)
+        values[key] = float(number)
+    return Slo(**values)
+
+
+def _split_host_port(text: str) -> tuple[str, int]:
+    if text.startswith("["):                      # [::1]:53
+        host, _, rest = text[1:].partition("]")
+        if not rest.startswith(":"):
+            raise ValueError(text)
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ValueError(text)
+    port = int(port_text)
+    if not host or not 0 < port < 65536:
+        raise ValueError(text)
+    return host, port
+
+
+class _Validator:
+    """Small typed checks that raise one-line UsageErrors naming the field path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, expected: str, got: Any) -> None:
+        if isinstance(got, str):
+            shown = repr(got if len(got) <= 80 else got[:77] + "...")
+        else:
+            text = repr(got).replace("\n", " ")
+            shown = f"{type(got).__name__} {text if len(text) <= 80 else text[:77] + '...'}"
+        raise UsageError(f"{self.source}: {path or '(top level)'}: expected {expected}, got {shown}")
+
+    def missing(self, path: str, what: str = "") -> None:
+        raise UsageError(f"{self.source}: {path}: required key is missing{what}")
+
+    def required(self, mapping: Mapping[str, Any], key: str, parent: str) -> Any:
+        path = f"{parent}.{key}" if parent else key
+        if key not in mapping or mapping[key] is None:
+            self.missing(path)
+        return mapping[key]
+
+    def mapping(self, raw: Any, path: str, expected: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            self.fail(path, expected, raw)
+        for key in raw:
+            if not isinstance(key, str):
+                self.fail(f"{path}.{key}" if path else str(key), "string keys", key)
+        return raw
+
+    def known_keys(self, mapping: Mapping[str, Any], path: str, allowed: set[str]) -> None:
+        for key in mapping:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else key
+                raise UsageError(f"{self.source}: {where}: unknown key; expected one of "
+                                 + ", ".join(sorted(allowed)))
+
+    def string(self, raw: Any, path: str) -> str:
+        if not isinstance(raw, str) or not raw.strip():
+            self.fail(path, "a non-empty string", raw)
+        return raw.strip()
+
+    def choice(self, raw: Any, path: str, choices: tuple[str, ...]) -> str:
+        if raw not in choices or not isinstance(raw, str):
+            self.fail(path, "one of " + ", ".join(choices), raw)
+        return raw
+
+    def number(self, raw: Any, path: str, expected: str) -> float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            self.fail(path, expected, raw)
+        if raw != raw or raw in (float("inf"), float("-inf")):
+            self.fail(path, expected, raw)
+        return raw
+
+    def integer(self, raw: Any, path: str, minimum: int) -> int:
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+            self.fail(path, f"an integer >= {minimum}", raw)
+        return raw
+
+    def url(self, raw: Any, path: str) -> str:
+        text = self.string(raw, path)
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            self.fail(path, "an http(s) URL like https://host[:port]/path", text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.fail(path, "an http(s) URL like https://host[:port]/path", text)
+        return text
+
+    def optional_url(self, raw: Any, path: str) -> str | None:
+        return None if raw is None else self.url(raw, path)
+
+    def hostname(self, raw: Any, path: str) -> str:
+        text = self.string(raw, path).rstrip(".")
+        if len(text) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in text.split(".")):
+            self.fail(path, "a DNS name like api.example.com", raw)
+        return text
+
+    def ip_address(self, raw: Any, path: str) -> str:
+        text = self.string(raw, path)
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            self.fail(path, "an IP address like 127.0.0.11", text)
+        return text
+
+    def resolver(self, raw: Any, path: str) -> str:
+        text = self.string(raw, path)
+        if text == "system":
+            return text
+        try:
+            host, _port = _split_host_port(text)
+        except ValueError:
+            self.fail(path, '"system" or host:port (e.g. 127.0.0.1:53)', text)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not all(_HOSTNAME_LABEL.match(label) for label in host.rstrip(".").split(".")):
+                self.fail(path, '"system" or host:port (e.g. 127.0.0.1:53)', text)
+        return text

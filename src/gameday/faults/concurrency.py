@@ -1,0 +1,118 @@
+"""The fault "throttle a function": PutFunctionConcurrency(ReservedConcurrentExecutions=0), so
+every invocation is throttled (behind an API Gateway REST proxy the client sees HTTP 500).
+
+    with ThrottleFunction(deployment, "eu-west-1", function="put", journal=journal): ...
+
+Why exact restore matters: reserved concurrency is an account-wide budget. A function that
+had none must end with none (DeleteFunctionConcurrency), not with some number; one that had
+N must get N back. GetFunctionConcurrency -> journal {present, value} -> put 0 -> verify
+(a regional POST /item with an empty body answers 500 instead of the handler's 400, so the
+check writes nothing) -> yield -> restore (delete or put back) and check it reads as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_before_delay, wait_fixed
+
+from gameday.errors import GamedayError
+from gameday.faults import FaultNotEffective
+from gameday.faults.base import JournalledFault
+
+FAULT_NAME = "function_concurrency"
+VERIFY_BUDGET_AWS_S = 60.0
+VERIFY_BUDGET_FLOOR_S = 5.0
+HTTP_TIMEOUT_S = (3.05, 10.0)
+#: the function role -> the route that invokes it, for the effectiveness check
+PROBES = {"put": ("POST", "/item", {}), "get": ("GET", "/item/0", None), "health": ("GET", "/health", None)}
+
+
+def reserved_concurrency(lam: Any, function: str) -> dict[str, Any]:
+    """{"present": bool, "value": int | None}: a function without reserved concurrency has none."""
+    answer = lam.get_function_concurrency(FunctionName=function)
+    value = answer.get("ReservedConcurrentExecutions")
+    return {"present": value is not None, "value": value}
+
+
+class ThrottleFunction(JournalledFault):
+    """Reserved concurrency `reserved` (default 0) on the region's `function` role (put/get/health)."""
+
+    fault_name = FAULT_NAME
+
+    def __init__(self, deployment: Any, region: str, *, function: str = "put", reserved: int = 0,
+                 verify: bool = True, verify_budget_s: float | None = None, **kwargs: Any) -> None:
+        super().__init__(deployment, region, **kwargs)
+        if function not in PROBES:
+            raise GamedayError(f"function: expected one of {', '.join(PROBES)}, got {function!r}")
+        self.role = function
+        self.function = getattr(self.region.functions, function)
+        self.reserved = int(reserved)
+        self.check = verify and self.reserved == 0
+        self.verify_budget_s = verify_budget_s if verify_budget_s is not None else \
+            max(VERIFY_BUDGET_AWS_S * deployment.time_scale, VERIFY_BUDGET_FLOOR_S)
+        self._poll_s = min(1.0, max(0.02, deployment.time_scale))
+
+    def target(self) -> dict[str, Any]:
+        return {"region": self.region.name, "function": self.function, "endpoint": self.clients.endpoint_url}
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"reserved_concurrency": reserved_concurrency(self.clients.lambda_(self.region.name), self.function)}
+
+    def change(self) -> dict[str, Any]:
+        return {"reserved_concurrency": self.reserved}
+
+    def inject(self) -> None:
+        self.clients.lambda_(self.region.name).put_function_concurrency(
+            FunctionName=self.function, ReservedConcurrentExecutions=self.reserved)
+
+    def verify(self) -> None:
+        """The regional route answers 5xx (throttled) instead of the handler's own answer."""
+        if not self.check:
+            return
+        method, path, body = PROBES[self.role]
+        url = self.region.api_url.rstrip("/") + path
+        seen: list[int] = []
+
+        def probe() -> int:
+            with requests.request(method, url, json=body, timeout=HTTP_TIMEOUT_S) as response:
+                seen.append(response.status_code)
+                return response.status_code
+
+        retrying = Retrying(stop=stop_before_delay(self.verify_budget_s), wait=wait_fixed(self._poll_s),
+                            retry=retry_if_result(lambda code: code < 500)
+                            | retry_if_exception_type(requests.RequestException), reraise=False)
+        try:
+            code = retrying(probe)
+        except RetryError:
+            self.verified = {"url": url, "method": method, "answered": seen[-1:] or None, "attempts": len(seen)}
+            raise FaultNotEffective(f"{self.region.name}: {self.function} reserved concurrency {self.reserved} was "
+                                    f"applied, but {method} {url} still answers {seen[-1] if seen else 'nothing'} "
+                                    f"after {self.verify_budget_s:.1f} s") from None
+        self.verified = {"url": url, "method": method, "answered": code, "attempts": len(seen)}
+
+    @staticmethod
+    def restore_entry(entry: dict[str, Any], clients: Any) -> str:
+        return restore_entry(entry, clients)
+
+
+def restore_entry(entry: dict[str, Any], clients: Any) -> str:
+    """Put back the journalled reserved concurrency exactly (delete it when there was none)."""
+    target = entry["target"]
+    function = target["function"]
+    lam = clients.lambda_(target["region"])
+    original = entry["before"]["reserved_concurrency"]
+    now = reserved_concurrency(lam, function)
+    if now == original:
+        return "already as before"
+    if original["present"]:
+        lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=int(original["value"]))
+        detail = f"reserved concurrency {original['value']} put back"
+    else:
+        lam.delete_function_concurrency(FunctionName=function)
+        detail = "reserved concurrency deleted (none before)"
+    final = reserved_concurrency(lam, function)
+    if final != original:
+        raise GamedayError(f"{function}: reserved concurrency reads {final} after restore, expected {original}")
+    return detail

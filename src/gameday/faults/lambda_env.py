@@ -1,0 +1,148 @@
+"""Read-merge-write of single Lambda environment variables, and the wait for LastUpdateStatus.
+
+Why: UpdateFunctionConfiguration replaces the WHOLE environment map, so changing one
+key means reading the map, changing that key and writing the map back, and undoing it
+means the same with the original value (or deleting the key if it was absent). The
+write carries the RevisionId that was read, so a concurrent change elsewhere makes
+the write fail (PreconditionFailed) and we re-read instead of clobbering it. A second
+update while one is in progress fails with ResourceConflictException: retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from botocore.exceptions import ClientError
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from gameday.errors import GamedayError
+
+UPDATE_BUDGET_S = 120.0  # AWS: an environment update is Successful within seconds; waiters allow minutes
+RETRYABLE_CODES = ("ResourceConflictException", "PreconditionFailedException", "TooManyRequestsException")
+
+
+class LambdaUpdateFailed(GamedayError):
+    """LastUpdateStatus became Failed, or never became Successful within the budget."""
+
+
+def _error_code(exc: BaseException) -> str:
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+def _retryable(exc: BaseException) -> bool:
+    return _error_code(exc) in RETRYABLE_CODES
+
+
+def environment_of(config: dict[str, Any]) -> dict[str, str]:
+    return dict((config.get("Environment") or {}).get("Variables") or {})
+
+
+def read_configuration(lam: Any, function: str) -> dict[str, Any]:
+    return lam.get_function_configuration(FunctionName=function)
+
+
+def wait_until_updated(lam: Any, function: str, budget_s: float = UPDATE_BUDGET_S,
+                       poll_s: float = 1.0) -> dict[str, Any]:
+    """Poll GetFunctionConfiguration until LastUpdateStatus is Successful; Failed raises at once."""
+
+    def status(config: dict[str, Any]) -> str:
+        # A function that was never updated may report no LastUpdateStatus at all: nothing pending.
+        return config.get("LastUpdateStatus") or "Successful"
+
+    retrying = Retrying(
+        stop=stop_after_delay(budget_s),
+        wait=wait_exponential(multiplier=min(poll_s, 0.05), max=poll_s),
+        retry=retry_if_result(lambda c: status(c) == "InProgress") | retry_if_exception(_retryable),
+        reraise=False,
+    )
+    try:
+        config = retrying(read_configuration, lam, function)
+    except RetryError as exc:
+        raise LambdaUpdateFailed(
+            f"{function}: LastUpdateStatus not Successful after {budget_s:.1f} s") from exc
+    if status(config) != "Successful":
+        reason = config.get("LastUpdateStatusReason") or "no reason given"
+        raise LambdaUpdateFailed(f"{function}: LastUpdateStatus {status(config)}: {reason}")
+    return config
+
+
+def merge_environment(lam: Any, function: str, changes: dict[str, str | None],
+                      budget_s: float = UPDATE_BUDGET_S, poll_s: float = 1.0,
+                      on_read: Callable[[dict[str, str]], None] | None = None,
+                      ) -> tuple[dict[str, str], dict[str, str]]:
+    """Set (value) or delete (None) the given keys, keeping every other variable.
+
+    `on_read(env)` runs after each read and BEFORE the write it leads to (the journal
+    hook: record the original before changing it). Returns (environment before,
+    environment written). Waits for Successful afterwards.
+    """
+
+    def attempt_once() -> tuple[dict[str, str], dict[str, str]]:
+        config = wait_until_updated(lam, function, budget_s=budget_s, poll_s=poll_s)
+        before = environment_of(config)
+        if on_read is not None:
+            on_read(before)
+        after = dict(before)
+        for key, value in changes.items():
+            if value is None:
+                after.pop(key, None)
+            else:
+                after[key] = value
+        if after != before:
+            kwargs: dict[str, Any] = {"FunctionName": function, "Environment": {"Variables": after}}
+            if config.get("RevisionId"):
+                kwargs["RevisionId"] = config["RevisionId"]
+            lam.update_function_configuration(**kwargs)
+        return before, after
+
+    retrying = Retrying(
+        stop=stop_after_delay(budget_s),
+        wait=wait_exponential(multiplier=min(poll_s, 0.05), max=poll_s),
+        retry=retry_if_exception(_retryable),
+        reraise=True,
+    )
+    before, after = retrying(attempt_once)
+    wait_until_updated(lam, function, budget_s=budget_s, poll_s=poll_s)
+    return before, after
+
+
+def restore_entry(entry: dict[str, Any], clients: Any, budget_s: float = UPDATE_BUDGET_S,
+                  poll_s: float = 1.0) -> str:
+    """Undo a journalled environment change exactly: put back each changed key's original
+    value, or delete it if it was absent; other variables are left as they are now.
+
+    Returns a one-line detail (values of the changed keys only, never the whole map).
+    """
+    from gameday.faults.journal import fingerprint_matches
+
+    target = entry["target"]
+    function = target["function"]
+    lam = clients.lambda_(target["region"])
+    original = {key: (v.get("value") if v.get("present") else None)
+                for key, v in entry["before"]["variables"].items()}
+    current = environment_of(wait_until_updated(lam, function, budget_s=budget_s, poll_s=poll_s))
+    after_fp = (entry.get("after") or {}).get("fingerprint")
+    before_fp = entry["before"].get("fingerprint")
+    drift = not (fingerprint_matches(current, after_fp) or fingerprint_matches(current, before_fp))
+    already = all((key not in current) if value is None else current.get(key) == value
+                  for key, value in original.items())
+    if not already:
+        merge_environment(lam, function, original, budget_s=budget_s, poll_s=poll_s)
+        final = environment_of(wait_until_updated(lam, function, budget_s=budget_s, poll_s=poll_s))
+        wrong = [key for key, value in original.items()
+                 if ((key in final) if value is None else final.get(key) != value)]
+        if wrong:
+            raise LambdaUpdateFailed(f"{function}: after restore {', '.join(wrong)} still differ from the original")
+    parts = [f"{key} deleted (absent before)" if value is None else f"{key}={value!r} put back"
+             for key, value in original.items()]
+    detail = "already as before" if already else "; ".join(parts)
+    if drift:
+        detail += "; drift: other variables changed since the fault was injected (left as they are)"
+    return detail

@@ -1,0 +1,302 @@
+"""The failover game day as one procedure, shared by the scenarios:
+
+steady state -> flip health to 404 -> Route 53 reports the region unhealthy (detection)
+-> DNS stops answering it (DNS shift) -> a write through the global domain lands in a
+surviving region (evidence: the item as read in every region) -> read back -> restore
+-> healthy again and DNS answers as before -> the item reached the restored region.
+
+Every wait is a measured poll (probes/); every verdict carries what was seen. A failed
+step raises AssertionError whose message starts with its category (reporting.categorised).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from gameday.report import allure as reporting
+from gameday.faults import FaultNotEffective, RollbackFailed
+from gameday.faults.flip_health import FlipHealth
+from gameday.load.global_client import GlobalClient, GlobalRequestError
+from gameday.observe import dns_answers, tables
+from gameday.observe.route53 import DetectionTimeout
+from gameday.gamedays.session import GamedaySession
+
+ITEM_NAME_PREFIX = "gameday"
+
+
+class ScenarioFailed(AssertionError):
+    """A verification failed; the message starts with its category."""
+
+    def __init__(self, category: str, message: str) -> None:
+        super().__init__(reporting.categorised(category, message))
+        self.category = category
+
+
+@dataclass
+class FailoverRun:
+    """What one failover game day saw: marks (time.time()), figures and evidence."""
+
+    scenario: str
+    failed_region: str
+    survivor: str | None = None
+    marks: dict[str, float | None] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    failure_category: str | None = None
+    error: str | None = None
+    findings: list[str] = field(default_factory=list)   # what a game day found that is not a failure
+    traffic_events: list[dict[str, Any]] = field(default_factory=list, repr=False)  # drawn as the timeline
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "failed_region": self.failed_region,
+            "survivor": self.survivor,
+            "detection_s": self.figures.get("detection_s"),
+            "dns_shift_s": self.figures.get("dns_shift_s"),
+            "verdict": "fail" if self.failure_category or self.error else "pass",
+            "failure_category": self.failure_category,
+            "error": self.error,
+            "marks": self.marks,
+            "metrics": self.figures,
+            "evidence": self.evidence,
+            "findings": list(self.findings),
+        }
+
+
+def new_item_id() -> int:
+    """Unique enough across runs and workers, and a valid DynamoDB number."""
+    return int(time.time() * 1_000_000) % 10**15
+
+
+def _poll_s(session: GamedaySession) -> float:
+    """A fraction of the scaled check interval: the measurement's resolution."""
+    return max(0.02, min(1.0, 10 * session.deployment.time_scale / 5))
+
+
+class RegionFailover:
+    """One run of the failover game day for `failed_region`."""
+
+    def __init__(self, session: GamedaySession, failed_region: str, *, scenario: str = "region_failover",
+                 between_detection_and_write: Callable[[FailoverRun], None] | None = None) -> None:
+        self.s = session
+        self.dep = session.deployment
+        self.failed = self.dep.region(failed_region)
+        self.run = FailoverRun(scenario=scenario, failed_region=failed_region)
+        self.poll_s = _poll_s(session)
+        self.testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), self.dep)
+        # The routing decision now (uncached), and what a client honouring the TTL sees.
+        self.dns_now = dns_answers.resolver_fetcher(session.resolver, self.dep.domain, cached=False)
+        self.client = GlobalClient.from_deployment(self.dep, dns_mode="ttl")
+        self.dns_client = dns_answers.resolver_fetcher(self.client.resolver, self.dep.domain, cached=True)
+        self._hook = between_detection_and_write
+
+    # -- the procedure --------------------------------------------------------------
+    def execute(self) -> FailoverRun:
+        try:
+            self._steady_state()
+            with FlipHealth(self.dep, self.failed.name, clients=self.s.clients, journal=self.s.journal,
+                            on_event=self._on_fault_event) as fault:
+                self.run.marks["fault"] = fault.injected_at
+                self.run.evidence["fault"] = {"region": self.failed.name, "function": self.failed.functions.health,
+                                              "key": "status", "value": fault.status,
+                                              "verified": fault.verified}
+                self._detect()
+                self._dns_shift()
+                if self._hook is not None:
+                    self._hook(self.run)
+                item_id = self._write_through_domain()
+                self._verify_where_written(item_id)
+                self._read_back(item_id)
+                self.run.marks["restore"] = time.time()
+            self.run.evidence["fault_journal"] = fault.record.to_dict()
+            self._recover()
+            self._replicated_to_restored(item_id)
+        except ScenarioFailed as exc:
+            self.run.failure_category = exc.category
+            self.run.error = str(exc)
+            raise
+        except (DetectionTimeout, dns_answers.DnsShiftTimeout, tables.ItemNotReplicated,
+                FaultNotEffective, RollbackFailed) as exc:
+            self.run.failure_category = exc.category
+            self.run.error = reporting.categorised(exc.category, str(exc))
+            self._evidence_of(exc)
+            raise ScenarioFailed(exc.category, str(exc)) from exc
+        except BaseException as exc:
+            self.run.failure_category = "harness_error"
+            self.run.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self.client.close()
+            self._record_ground_truth()
+        return self.run
+
+    def _record_ground_truth(self) -> None:
+        """On the local cloud, what really happened and when, beside what the harness measured."""
+        fault_t = self.run.marks.get("fault")
+        if self.s.local_cloud is None or fault_t is None:
+            return
+        try:
+            health = self.s.ground_truth("health_status")
+            dns = self.s.ground_truth("dns_answer")
+        except Exception as exc:  # evidence only: never turn a verdict into a harness error
+            self.run.evidence["ground_truth_error"] = f"{type(exc).__name__}: {exc}"
+            return
+        hc = self.failed.health_check_id
+        domain = self.dep.domain.rstrip(".").lower()
+        unhealthy = [e["t"] for e in health if e["health_check_id"] == hc and not e["healthy"] and e["t"] >= fault_t]
+        shifted = [e["t"] for e in dns if e["name"].rstrip(".").lower() == domain and e["t"] >= fault_t
+                   and e.get("region") not in (None, self.failed.name)]
+        restore_t = self.run.marks.get("restore")
+        healthy = [e["t"] for e in health if e["health_check_id"] == hc and e["healthy"]
+                   and restore_t is not None and e["t"] >= restore_t]
+        truth = {"unhealthy_at": unhealthy[0] if unhealthy else None,
+                 "dns_shift_at": shifted[0] if shifted else None,
+                 "healthy_again_at": healthy[0] if healthy else None}
+        self.run.evidence["ground_truth"] = truth
+        if truth["unhealthy_at"] is not None:
+            self.run.figures["truth_detection_s"] = round(truth["unhealthy_at"] - fault_t, 4)
+        if truth["dns_shift_at"] is not None:
+            self.run.figures["truth_dns_shift_s"] = round(truth["dns_shift_at"] - fault_t, 4)
+
+    def _steady_state(self) -> None:
+        with reporting.phase("steady state") as entry:
+            for region in self.dep.regions:
+                wait = self.s.health.wait_until(region.health_check_id, healthy=True, region=region.name,
+                                                on_progress=self.s.progress.health)
+                entry.setdefault("health", {})[region.name] = f"{wait.final.total - wait.final.failing}/{wait.final.total} healthy"
+            answers = self.dns_now()
+            if not answers:
+                raise ScenarioFailed("no_dns_shift", f"steady state: {self.dep.domain} has no answer")
+            self.steady_regions = [r for r in dns_answers.regions_in(self.dep, answers) if r]
+            response = self.client.get("/health")
+            if response.status >= 400:
+                raise ScenarioFailed("harness_error", f"steady state: GET {self.dep.global_url}/health answered "
+                                                      f"{response.status} from {response.served_by}")
+            self.run.evidence["steady_state"] = {"dns_answer": answers, "testdnsanswer": self.testdns.answer(),
+                                                 "served_by": response.served_by, "health": entry.get("health")}
+            entry.update(dns_regions=self.steady_regions)
+
+    def _on_fault_event(self, kind: str, data: dict[str, Any]) -> None:
+        self.s.progress.say(f"[{data.get('region')}] {kind.replace('_', ' ')} ({data.get('function')})")
+
+    def _detect(self) -> None:
+        with reporting.phase("detect") as entry:
+            hc = self.failed.health_check_id
+            wait = self.s.health.wait_until(hc, healthy=False, region=self.failed.name,
+                                            poll_s=self.poll_s, on_progress=self.s.progress.health)
+            self.run.marks["detected"] = wait.reached_at
+            detection = wait.reached_at - self.run.marks["fault"]
+            self.run.figures.update(detection_s=round(detection, 4), detection_budget_s=round(wait.budget_s, 3),
+                                    poll_s=self.poll_s)
+            self.run.evidence["health_observations"] = [
+                {"t": p.t, "region": self.failed.name, "failing": p.failing, "total": p.total} for p in wait.history]
+            self.run.evidence["health_at_detection"] = [
+                {"region": o.region, "ip": o.ip_address, "status": o.status} for o in wait.final.observations]
+            entry.update(detection_s=detection, failing=f"{wait.final.failing}/{wait.final.total}")
+
+    def _dns_shift(self) -> None:
+        with reporting.phase("DNS shift") as entry:
+            budget = dns_answers.dns_shift_budget(self.s.health.detection_budget(self.failed.health_check_id),
+                                                  self.dep, through_resolver=True)
+            wait = dns_answers.wait_until_excludes(self.dns_now, self.dep, self.failed.name, budget, self.poll_s)
+            self.run.marks["dns_shift"] = wait.reached_at
+            self.run.figures["dns_shift_s"] = round(wait.reached_at - self.run.marks["fault"], 4)
+            # A client honouring the TTL follows only when its cache expires (the client-visible shift).
+            client_wait = dns_answers.wait_until_excludes(self.dns_client, self.dep, self.failed.name, budget,
+                                                          self.poll_s)
+            self.run.marks["client_dns_shift"] = client_wait.reached_at
+            self.run.figures["client_dns_shift_s"] = round(client_wait.reached_at - self.run.marks["fault"], 4)
+            self.run.evidence["dns_answers"] = [
+                {"t": p.t, "answers": p.answers, "regions": p.regions} for p in wait.history]
+            self.run.evidence["testdnsanswer_after_shift"] = self.testdns.answer()
+            entry.update(dns_shift_s=self.run.figures["dns_shift_s"], answer=wait.answers)
+
+    def _write_through_domain(self) -> int:
+        with reporting.phase("write through the global domain") as entry:
+            item_id = new_item_id()
+            body = {"id": item_id, "name": f"{ITEM_NAME_PREFIX}-{self.failed.name}-down"}
+            try:
+                response = self.client.post("/item", json=body)
+            except GlobalRequestError as exc:
+                raise ScenarioFailed("write_failed", f"POST {self.dep.global_url}/item got no answer: {exc}") from exc
+            served_by = response.served_by
+            self.run.survivor = response.region
+            self.run.evidence["write"] = {"request": body, "status": response.status, "served_by": served_by,
+                                          "address": response.address, "body": response.response.text[:500]}
+            entry.update(status=response.status, served_by=served_by)
+            if response.status != 200:
+                raise ScenarioFailed("write_failed", f"POST {self.dep.global_url}/item answered {response.status} "
+                                                     f"from {served_by}: {response.response.text[:200]}")
+            if response.region == self.failed.name:
+                raise ScenarioFailed("wrong_region", f"the write was served by the failed region {self.failed.name} "
+                                                     f"after DNS shifted away from it")
+            return item_id
+
+    def _verify_where_written(self, item_id: int) -> None:
+        with reporting.phase("verify where the write landed") as entry:
+            key = {"id": item_id}
+            survivor = self.run.survivor
+            if survivor is None:
+                raise ScenarioFailed("wrong_region", "the response did not say which region served it")
+            view = tables.read_item(self.s.clients, self.dep, survivor, key)
+            everywhere = tables.read_item_everywhere(self.s.clients, self.dep, key)
+            self.run.evidence["item_by_region"] = {r: v.item for r, v in everywhere.items()}
+            attribute = self.dep.table.region_attribute
+            entry.update(attribute=attribute, written_region=view.written_region)
+            if not view.present:
+                raise ScenarioFailed("lost_writes", f"acknowledged item {item_id} is not in {survivor}'s table")
+            if view.written_region != survivor:
+                category = "wrong_region"
+                raise ScenarioFailed(category, f"item {item_id}: {attribute}={view.written_region!r}, expected the "
+                                               f"surviving region {survivor!r} (failed: {self.failed.name})")
+
+    def _read_back(self, item_id: int) -> None:
+        with reporting.phase("read back through the global domain") as entry:
+            response = self.client.get(f"/item/{item_id}")
+            entry.update(status=response.status, served_by=response.served_by)
+            self.run.evidence["read_back"] = {"status": response.status, "served_by": response.served_by,
+                                              "body": response.response.text[:500]}
+            if response.status != 200:
+                raise ScenarioFailed("lost_writes", f"GET /item/{item_id} answered {response.status} from "
+                                                    f"{response.served_by}")
+
+    def _recover(self) -> None:
+        with reporting.phase("recover") as entry:
+            restore_t = self.run.marks["restore"] or time.time()
+            wait = self.s.health.wait_until(self.failed.health_check_id, healthy=True, region=self.failed.name,
+                                            poll_s=self.poll_s, on_progress=self.s.progress.health)
+            self.run.marks["healthy_again"] = wait.reached_at
+            self.run.evidence["health_observations_recovery"] = [
+                {"t": p.t, "region": self.failed.name, "failing": p.failing, "total": p.total} for p in wait.history]
+            budget = dns_answers.dns_shift_budget(wait.budget_s, self.dep, through_resolver=True)
+            expected = set(self.steady_regions)
+            back = dns_answers.wait_until_answer(
+                self.dns_now, lambda answers: set(r for r in dns_answers.regions_in(self.dep, answers) if r) == expected,
+                budget, self.poll_s, describe=f"answer as in steady state ({', '.join(sorted(expected))})",
+                deployment=self.dep)
+            self.run.marks["recovered"] = back.reached_at
+            self.run.figures.update(recovery_s=round(wait.reached_at - restore_t, 4),
+                                    failback_s=round(back.reached_at - restore_t, 4))
+            entry.update(recovery_s=self.run.figures["recovery_s"], failback_s=self.run.figures["failback_s"])
+
+    def _replicated_to_restored(self, item_id: int) -> None:
+        with reporting.phase("item reached the restored region") as entry:
+            budget = tables.replication_budget(self.dep)
+            wait = tables.wait_until_item_in_region(self.s.clients, self.dep, self.failed.name, {"id": item_id},
+                                                    budget, self.poll_s)
+            self.run.evidence["item_in_restored_region"] = wait.view.item
+            entry.update(elapsed_s=wait.elapsed_s)
+
+    def _evidence_of(self, exc: BaseException) -> None:
+        if isinstance(exc, DetectionTimeout):
+            self.run.evidence["health_at_timeout"] = [
+                {"region": o.region, "ip": o.ip_address, "status": o.status} for o in exc.observations]
+        elif isinstance(exc, dns_answers.DnsShiftTimeout):
+            self.run.evidence["dns_answers"] = [{"t": p.t, "answers": p.answers, "regions": p.regions}
+                                                for p in exc.history[-20:]]
+        elif isinstance(exc, tables.ItemNotReplicated):
+            self.run.evidence["item_by_region"] = {r: v.item for r, v in exc.last.items()}
+

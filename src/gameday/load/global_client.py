@@ -1,0 +1,203 @@
+"""An HTTP client for the global domain that resolves DNS as a real client does.
+
+Why not plain requests: requests resolves through getaddrinfo (the system resolver, its
+own caching, no client subnet). Here the host of `global_url` is resolved through our
+`Resolver` (the deployment's DNS server, the TTL cache scaled by time_scale), and the
+connection goes to the resolved address while the request still names the domain
+(`Host`, and for HTTPS the SNI and certificate check). Connections are kept alive per
+resolved address; once the cached answer expires and DNS names another address, new
+requests go there, as a real client's do after its DNS cache expires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from gameday.errors import GamedayError, UsageError
+from gameday.observe.resolver import DnsResolutionError, Resolution, Resolver
+
+REGION_HEADER = "x-gameday-region"
+DEFAULT_TIMEOUT = (2.0, 10.0)  # (connect, read) seconds
+_ADDRESS_ATTR = "_gameday_address"
+
+
+class GlobalRequestError(GamedayError):
+    """The request got no HTTP response (DNS failure, refused, reset, timeout)."""
+
+    def __init__(self, message: str, *, address: str | None, resolution: Resolution | None) -> None:
+        super().__init__(message)
+        self.address = address
+        self.resolution = resolution
+
+
+@dataclass
+class GlobalResponse:
+    """The HTTP response, the address that served it and the region it says it is (header)."""
+
+    response: requests.Response
+    address: str
+    resolution: Resolution
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.response.status_code < 300
+
+    @property
+    def region(self) -> str | None:
+        return self.response.headers.get(REGION_HEADER) or None
+
+    @property
+    def served_by(self) -> str:
+        """The region from the response header, else the address (BRIEF traffic event contract)."""
+        return self.region or self.address
+
+    def json(self) -> Any:
+        return self.response.json()
+
+
+class _PinnedAddressAdapter(HTTPAdapter):
+    """Sends each request to the address attached to it, keeping the URL's host for TLS.
+
+    urllib3 pools are keyed by (scheme, address, port, server_hostname): one keep-alive pool
+    per resolved address, so a DNS change opens new connections to the new address.
+    """
+
+    def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        address = getattr(request, _ADDRESS_ATTR, None)
+        if address:
+            domain = host_params["host"]
+            host_params = {**host_params, "host": address}
+            if host_params.get("scheme") == "https":
+                pool_kwargs = {**pool_kwargs, "server_hostname": domain, "assert_hostname": domain}
+        return host_params, pool_kwargs
+
+
+class GlobalClient:
+    """HTTP to `global_url` through `resolver`; thread-safe (one instance serves every traffic thread).
+
+    `region` is the client's region for latency routing (EDNS0 client subnet) and the cache key.
+    """
+
+    def __init__(
+        self,
+        global_url: str,
+        resolver: Resolver,
+        *,
+        region: str | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        pool_maxsize: int = 32,
+    ) -> None:
+        parts = urlsplit(global_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"global_url: expected http(s)://host[:port][/base], got {global_url!r}")
+        self.global_url = global_url.rstrip("/")
+        self.scheme = parts.scheme
+        self.domain = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.base_path = parts.path.rstrip("/")
+        self.resolver = resolver
+        self.region = region
+        resolver.client_address_for(region)  # a client region with no known address: fail now, not per request
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.trust_env = False  # a proxy from the environment would defeat the pinned address
+        adapter = _PinnedAddressAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    @classmethod
+    def from_deployment(cls, dep: Any, *, region: str | None = None, dns_mode: str = "ttl",
+                        resolver: Resolver | None = None, **kwargs: Any) -> "GlobalClient":
+        """From a gameday.deployment.Deployment: global_url, dns_resolver, time_scale, regions."""
+        if dns_mode not in ("ttl", "no-cache"):
+            raise UsageError(f"dns_mode: expected 'ttl' or 'no-cache', got {dns_mode!r}")
+        resolver = resolver or Resolver.from_deployment(dep, cache=dns_mode == "ttl")
+        return cls(dep.global_url, resolver, region=region, **kwargs)
+
+    # -- requests ------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://{self.domain}:{self.port}{self.base_path}/{path.lstrip('/')}"
+
+    def resolve(self) -> Resolution:
+        return self.resolver.resolve(self.domain, region=self.region)
+
+    def request(self, method: str, path: str, *, json: Any = None, headers: dict[str, str] | None = None,
+                timeout: float | tuple[float, float] | None = None) -> GlobalResponse:
+        """One request. Raises GlobalRequestError when no HTTP response came back (any status is returned)."""
+        try:
+            resolution = self.resolve()
+        except DnsResolutionError as exc:
+            raise GlobalRequestError(str(exc), address=None, resolution=None) from exc
+        prepared = requests.Request(method, self.url(path), json=json,
+                                    headers={**(headers or {}), "Host": self.domain}).prepare()
+        last_error: Exception | None = None
+        address = resolution.addresses[0]
+        for address in resolution.addresses:  # like getaddrinfo users: next address only if connecting failed
+            setattr(prepared, _ADDRESS_ATTR, address)
+            try:
+                response = self._session.send(prepared, timeout=timeout or self.timeout, allow_redirects=False)
+                return GlobalResponse(response, address, resolution)
+            except requests.ConnectionError as exc:
+                last_error = exc
+                if not _never_connected(exc):
+                    break
+            except requests.RequestException as exc:
+                last_error = exc
+                break
+        raise GlobalRequestError(_describe(last_error), address=address, resolution=resolution) from last_error
+
+    def get(self, path: str, **kwargs: Any) -> GlobalResponse:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, *, json: Any = None, **kwargs: Any) -> GlobalResponse:
+        return self.request("POST", path, json=json, **kwargs)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "GlobalClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """True when the TCP connection was never made (safe to try another address, even for POST)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (NewConnectionError, ConnectTimeoutError, requests.ConnectTimeout)):
+            return True
+        reason = getattr(current, "reason", None)
+        nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        current = reason if isinstance(reason, BaseException) else nested or current.__cause__ or current.__context__
+    return False
+
+
+def _describe(exc: BaseException | None) -> str:
+    """A short one-line cause: 'ConnectTimeout', 'ConnectionRefused', 'ReadTimeout', ..."""
+    if exc is None:
+        return "no response"
+    text = str(exc)
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, requests.ReadTimeout):
+        return "read timeout"
+    if "Connection refused" in text:
+        return "connection refused"
+    if "reset" in text.lower() or "RemoteDisconnected" in text or "aborted" in text.lower():
+        return "connection reset"
+    return f"{type(exc).__name__}: {text[:160]}"

@@ -1,0 +1,256 @@
+"""A stub DNS resolver that behaves like a real client's: it honours the TTL.
+
+Why not the system's getaddrinfo: the game day must see exactly what a client sees
+(which address, for how long it is cached), query the deployment's own resolver (the
+local cloud's DNS server on loopback, or the system's on AWS), and optionally send an
+EDNS0 client subnet so latency routing answers as it would for a client in a region.
+
+Caching follows the BRIEF contract: the TTL on the wire is the record's AWS TTL; a
+client caches an answer for `ttl * time_scale` seconds (time_scale is 1.0 on AWS, so
+one code path). Entries are kept per (name, client region); the no-cache mode asks the
+server on every call, as a client with DNS caching disabled would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from gameday.errors import GamedayError, UsageError
+
+MAX_CNAME_HOPS = 8
+DNS_PORT = 53
+
+
+class DnsResolutionError(GamedayError):
+    """The name could not be resolved to addresses (NXDOMAIN, no answer, no server reply)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"DNS: {name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class _Retryable(Exception):
+    """A server answer worth asking again (SERVFAIL, REFUSED): real stubs retry these."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One answer as the client holds it.
+
+    `ttl` is the smallest TTL on the wire along the CNAME chain (AWS seconds); the entry is
+    cached until `expires_at` (time.monotonic()). `cnames` is the chain followed, in order.
+    """
+
+    name: str
+    addresses: tuple[str, ...]
+    ttl: int
+    cnames: tuple[str, ...]
+    resolved_at: float  # time.time() of the server answer
+    expires_at: float  # time.monotonic() deadline of the cache entry
+    from_cache: bool = False
+
+
+def parse_nameserver(spec: str) -> list[tuple[str, int]]:
+    """`"host:port"`, `"host"` or `"system"` -> [(ip, port), ...] to query in order."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise UsageError(f"dns_resolver: expected 'system' or host:port, got {spec!r}")
+    spec = spec.strip()
+    if spec == "system":
+        try:
+            system = dns.resolver.Resolver(configure=True)
+        except dns.resolver.NoResolverConfiguration as exc:
+            raise UsageError(f"dns_resolver: 'system' but no system resolver is configured ({exc})") from None
+        port = int(getattr(system, "port", DNS_PORT) or DNS_PORT)
+        servers = [str(ns) for ns in system.nameservers]
+        if not servers:
+            raise UsageError("dns_resolver: 'system' but /etc/resolv.conf names no nameserver")
+        return [(ns, port) for ns in servers]
+    host, sep, port_text = spec.rpartition(":")
+    if not sep or ("]" in spec and not host.endswith("]")):  # bare host (or bare IPv6)
+        host, port_text = spec, str(DNS_PORT)
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise UsageError(f"dns_resolver: port must be a number, got {spec!r}") from None
+    if not (0 < port < 65536) or not host:
+        raise UsageError(f"dns_resolver: expected 'system' or host:port, got {spec!r}")
+    return [(host, port)]
+
+
+class Resolver:
+    """Resolves names to A-record addresses through one configured DNS server, with a TTL cache.
+
+    Thread-safe: the traffic generator's worker threads share one resolver; on a cache miss
+    only one thread per (name, region) asks the server, the others wait for its answer.
+    """
+
+    def __init__(
+        self,
+        nameserver: str = "system",
+        *,
+        time_scale: float = 1.0,
+        cache: bool = True,
+        client_addresses: Mapping[str, str] | None = None,
+        client_address: str | None = None,
+        timeout_s: float = 2.0,
+        attempts: int = 3,
+    ) -> None:
+        if not (time_scale > 0):
+            raise UsageError(f"time_scale: expected a number > 0, got {time_scale!r}")
+        if attempts < 1:
+            raise UsageError(f"attempts: expected at least 1, got {attempts!r}")
+        self.nameserver = nameserver
+        self.servers = parse_nameserver(nameserver)
+        self.time_scale = float(time_scale)
+        self.cache_enabled = bool(cache)
+        self.client_addresses = dict(client_addresses or {})
+        self.default_client_address = client_address
+        self.timeout_s = float(timeout_s)
+        self.attempts = int(attempts)
+        self.queries_sent = 0  # server round trips (cache misses and retries), for tests and progress
+        self._cache: dict[tuple[str, str | None], Resolution] = {}
+        self._key_locks: dict[tuple[str, str | None], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_deployment(cls, dep: Any, *, cache: bool = True, **kwargs: Any) -> "Resolver":
+        """From a gameday.deployment.Deployment (attribute access): dns_resolver, time_scale, regions."""
+        addresses = {
+            r.name: r.client_address for r in getattr(dep, "regions", []) or [] if getattr(r, "client_address", None)
+        }
+        return cls(
+            dep.dns_resolver,
+            time_scale=getattr(dep, "time_scale", 1.0) or 1.0,
+            cache=cache,
+            client_addresses=addresses,
+            **kwargs,
+        )
+
+    @property
+    def mode(self) -> str:
+        return "ttl" if self.cache_enabled else "no-cache"
+
+    def cache_seconds(self, ttl: int) -> float:
+        """How long a client keeps an answer with this wire TTL: ttl * time_scale."""
+        return max(0.0, ttl * self.time_scale)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def client_address_for(self, region: str | None) -> str | None:
+        if region is None:
+            return self.default_client_address
+        if region not in self.client_addresses:
+            raise UsageError(f"client region {region!r}: no client_address known for it "
+                             f"(known: {sorted(self.client_addresses) or 'none'})")
+        return self.client_addresses[region]
+
+    def resolve(self, name: str, *, region: str | None = None) -> Resolution:
+        """Addresses for `name` as a client in `region` (None: no client subnet unless configured) sees them."""
+        key = (name.rstrip(".").lower(), region)
+        if not self.cache_enabled:
+            return self.query(key[0], client_address=self.client_address_for(region))
+        hit = self._cached(key)
+        if hit is not None:
+            return hit
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one server query per key at a time; the others reuse its answer
+            hit = self._cached(key)
+            if hit is not None:
+                return hit
+            fresh = self.query(key[0], client_address=self.client_address_for(region))
+            if fresh.expires_at > time.monotonic():
+                with self._lock:
+                    self._cache[key] = fresh
+            return fresh
+
+    def _cached(self, key: tuple[str, str | None]) -> Resolution | None:
+        entry = self._cache.get(key)
+        if entry is None or entry.expires_at <= time.monotonic():
+            return None
+        return Resolution(entry.name, entry.addresses, entry.ttl, entry.cnames, entry.resolved_at,
+                          entry.expires_at, from_cache=True)
+
+    def query(self, name: str, *, client_address: str | None = None) -> Resolution:
+        """Ask the server now (no cache), following CNAMEs until A records."""
+        target = dns.name.from_text(name)
+        ttl: int | None = None
+        cnames: list[str] = []
+        for _ in range(MAX_CNAME_HOPS):
+            response = self._exchange(target, client_address)
+            rcode = response.rcode()
+            if rcode == dns.rcode.NXDOMAIN:
+                raise DnsResolutionError(name, f"NXDOMAIN for {target.to_text(omit_final_dot=True)}")
+            if rcode != dns.rcode.NOERROR:
+                raise DnsResolutionError(name, f"server answered {dns.rcode.to_text(rcode)}")
+            chain = response.resolve_chaining()
+            cnames += [c.to_text(omit_final_dot=True) for c in _cname_targets(chain)]
+            hop_ttl = min([rr.ttl for rr in chain.cnames] + ([chain.answer.ttl] if chain.answer is not None else []),
+                          default=None)
+            if hop_ttl is not None:
+                ttl = hop_ttl if ttl is None else min(ttl, hop_ttl)
+            if chain.answer is not None:
+                addresses = tuple(rd.address for rd in chain.answer)
+                ttl = int(ttl or 0)
+                return Resolution(name, addresses, ttl, tuple(cnames), time.time(),
+                                  time.monotonic() + self.cache_seconds(ttl))
+            if chain.canonical_name == target:  # no CNAME and no A: nothing to follow
+                raise DnsResolutionError(name, "no A record in the answer")
+            target = chain.canonical_name  # the server gave the CNAME only: ask for its target
+        raise DnsResolutionError(name, f"more than {MAX_CNAME_HOPS} CNAME hops")
+
+    def _exchange(self, target: dns.name.Name, client_address: str | None) -> dns.message.Message:
+        """One question, retried (timeouts, socket errors, SERVFAIL/REFUSED) across the servers."""
+        options = [dns.edns.ECSOption(client_address, 32)] if client_address else []
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.05, max=0.5),
+            retry=retry_if_exception_type((dns.exception.Timeout, OSError, _Retryable, dns.exception.FormError)),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    host, port = self.servers[(attempt.retry_state.attempt_number - 1) % len(self.servers)]
+                    query = dns.message.make_query(target, dns.rdatatype.A, use_edns=0 if options else None,
+                                                   options=options or None)
+                    query.flags |= dns.flags.RD
+                    with self._lock:
+                        self.queries_sent += 1
+                    response, _ = dns.query.udp_with_fallback(query, host, timeout=self.timeout_s, port=port)
+                    if response.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
+                        raise _Retryable(dns.rcode.to_text(response.rcode()))
+                    return response
+        except dns.exception.Timeout:
+            raise DnsResolutionError(target.to_text(omit_final_dot=True),
+                                     f"no answer from {self.nameserver} in {self.attempts} attempts "
+                                     f"of {self.timeout_s:g} s") from None
+        except _Retryable as exc:
+            raise DnsResolutionError(target.to_text(omit_final_dot=True),
+                                     f"server answered {exc} {self.attempts} times") from None
+        except (OSError, dns.exception.FormError) as exc:
+            raise DnsResolutionError(target.to_text(omit_final_dot=True),
+                                     f"cannot query {self.nameserver}: {exc}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _cname_targets(chain: Any) -> list[dns.name.Name]:
+    return [rr[0].target for rr in chain.cnames]
