@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 
-from gameday.localcloud.process.context import ControlRoutes
 from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import ControlRoutes
 from tests.support.handlers import load_handler
 
 get_item, health, put_item = (load_handler(name) for name in ("get_item", "health", "put_item"))
@@ -94,6 +95,24 @@ def test_put_decodes_a_base64_body_and_rejects_a_broken_one(table: Any) -> None:
     encoded = base64.b64encode(json.dumps({"id": 3, "name": "b64"}).encode()).decode()
     assert_shape(post(encoded, isBase64Encoded=True), 200)
     assert assert_shape(post("%%%", isBase64Encoded=True), 400)["error"].startswith("body:")
+
+
+def test_put_answers_bodies_that_break_parsers_or_dynamodb_with_a_400(table: Any) -> None:
+    cases = {
+        "lone surrogate": ('{"id": 1, "name": "\\ud800"}', "name: not a valid Unicode string"),
+        "deep nesting": ("[" * 100_000 + "]" * 100_000, "body: JSON nested too deeply"),
+        "over 400 KB": (json.dumps({"id": 1, "name": "x" * (400 * 1024)}), "name: the item would be about"),
+    }
+    for what, (body, expected) in cases.items():
+        error = assert_shape(put_item.handler({"httpMethod": "POST", "path": "/item", "body": body}, None), 400)["error"]
+        assert error.startswith(expected), (what, error)
+    assert table.scan()["Items"] == []
+
+
+def test_a_body_that_is_not_utf8_is_not_called_bad_base64(table: Any) -> None:
+    latin1 = base64.b64encode('{"id": 1, "name": "caf\xe9"}'.encode("latin-1")).decode()
+    error = assert_shape(post(latin1, isBase64Encoded=True), 400)["error"]
+    assert error.startswith("body: not UTF-8") and "base64" not in error
 
 
 def test_put_reports_a_failed_write_as_json_not_a_crash(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:

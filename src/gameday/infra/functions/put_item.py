@@ -19,6 +19,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 MAX_ID = 10**38 - 1  # DynamoDB numbers carry 38 digits of precision
+MAX_ITEM_BYTES = 400 * 1024  # DynamoDB's item size limit: attribute names and values, UTF-8
 
 _lock = threading.Lock()
 _tables: dict[tuple[str, str, str], Any] = {}  # (region, endpoint, table) -> boto3 Table, reused across calls
@@ -54,11 +55,22 @@ def _parse(event: Any) -> tuple[dict[str, Any] | None, str | None]:
         return None, "body: expected a JSON object with id and name, got no body"
     if isinstance(event, dict) and event.get("isBase64Encoded"):
         try:
-            raw = base64.b64decode(raw).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return None, "body: not valid base64-encoded UTF-8"
+            decoded = base64.b64decode(raw, validate=True)
+        except (ValueError, TypeError):
+            return None, "body: isBase64Encoded is set but the body is not valid base64"
+        try:
+            raw = decoded.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, f"body: not UTF-8 (invalid byte at position {exc.start})"
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, f"body: not UTF-8 (invalid byte at position {exc.start})"
     try:
         body = json.loads(raw)
+    except RecursionError:
+        return None, "body: JSON nested too deeply"
     except (TypeError, ValueError):
         return None, "body: not valid JSON"
     if not isinstance(body, dict):
@@ -73,6 +85,13 @@ def _parse(event: Any) -> tuple[dict[str, Any] | None, str | None]:
     name = body["name"]
     if not isinstance(name, str):
         return None, f"name: expected a string, got {json.dumps(name)[:40]}"
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate (JSON "\\ud800") is valid JSON, not a Unicode string
+        return None, f"name: not a valid Unicode string (lone surrogate at position {exc.start})"
+    size = len(encoded) + len("name") + len("id") + 21 + len("written_region") + 32
+    if size > MAX_ITEM_BYTES:
+        return None, f"name: the item would be about {size} bytes, over DynamoDB's 400 KB item limit"
     return {"id": item_id, "name": name}, None
 
 
@@ -86,6 +105,10 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
         _table(os.environ["tableName"]).put_item(Item=item)
     except KeyError:
         return _response(500, {"error": "function misconfigured: environment variable tableName is not set"})
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ValidationException":  # the item, not the region
+            return _bad(f"item: {exc.response['Error'].get('Message', 'rejected by DynamoDB')}")
+        return _response(500, {"error": f"write failed: {exc}"})
+    except BotoCoreError as exc:
         return _response(500, {"error": f"write failed: {exc}"})
     return _response(200, {"id": fields["id"], "region": region})

@@ -1,0 +1,135 @@
+"""Stop conditions: while a fault is in place, watch what says real users are hurt (a CloudWatch
+alarm in ALARM, the game day's own client error rate over a window), or that an operator wants
+the game day stopped (a stop file, SIGUSR1), and trip once: the caller restores at once and the
+scenario ends `stopped`, naming the condition and when it tripped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tenacity import Retrying, retry_if_result, stop_any
+
+from gameday.safety.guardrails import StopConditions
+
+STOP_SIGNAL = signal.SIGUSR1
+
+
+@dataclass(frozen=True)
+class Tripped:
+    """The first stop condition that tripped: which, what it saw, and when (time.time())."""
+
+    condition: str          # alarm | error_rate | stop_file | signal
+    detail: str
+    at: float
+
+    def describe(self) -> str:
+        return f"stop condition {self.condition} tripped at {time.strftime('%H:%M:%S', time.gmtime(self.at))} UTC: " \
+               f"{self.detail}"
+
+
+class StopWatch:
+    """A background watcher; `on_trip` runs once, from the watcher's thread (or the signal handler).
+
+    `cloudwatch(region)` gives a CloudWatch client; `requests()` gives the game day's own requests so
+    far as (t_end, ok) pairs. Windows are AWS seconds, multiplied by `time_scale`.
+    """
+
+    def __init__(self, conditions: StopConditions, *, on_trip: Callable[[Tripped], None], poll_s: float,
+                 time_scale: float = 1.0, cloudwatch: Callable[[str], Any] | None = None,
+                 requests: Callable[[], Iterable[tuple[float, bool]]] | None = None) -> None:
+        self.conditions = conditions
+        self.on_trip = on_trip
+        self.poll_s = poll_s
+        self.time_scale = time_scale
+        self.cloudwatch = cloudwatch
+        self.requests = requests
+        self.tripped: Tripped | None = None
+        self.checks = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._previous_handler: Any = None
+
+    # -- one look at every condition ----------------------------------------------------------
+    def check(self) -> Tripped | None:
+        """Look once; the first condition found tripped (None: all clear)."""
+        self.checks += 1
+        now = time.time()
+        c = self.conditions
+        if c.stop_file and os.path.exists(c.stop_file):
+            return Tripped("stop_file", f"{c.stop_file} exists", now)
+        if c.alarms and self.cloudwatch is not None:
+            by_region: dict[str, list[str]] = {}
+            for alarm in c.alarms:
+                by_region.setdefault(alarm.region, []).append(alarm.name)
+            for region, names in by_region.items():
+                answer = self.cloudwatch(region).describe_alarms(AlarmNames=names)
+                for alarm in answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", []):
+                    if alarm.get("StateValue") == "ALARM":
+                        reason = (alarm.get("StateReason") or "").replace("\n", " ")[:200]
+                        return Tripped("alarm", f"{alarm['AlarmName']} ({region}) is in ALARM: {reason}", now)
+        if c.error_rate is not None and self.requests is not None:
+            window = c.error_rate.window_s * self.time_scale
+            recent = [ok for t_end, ok in self.requests() if t_end >= now - window]
+            if len(recent) >= c.error_rate.min_requests:
+                share = recent.count(False) / len(recent)
+                if share > c.error_rate.max:
+                    return Tripped("error_rate", f"{share:.1%} of {len(recent)} requests failed over the last "
+                                                 f"{c.error_rate.window_s:g} s (max {c.error_rate.max:.1%})", now)
+        return None
+
+    def trip(self, tripped: Tripped) -> None:
+        with self._lock:
+            if self.tripped is not None:
+                return
+            self.tripped = tripped
+        self._stopping.set()
+        self.on_trip(tripped)
+
+    # -- the watcher ----------------------------------------------------------------------------
+    def start(self) -> StopWatch:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(
+                STOP_SIGNAL, lambda signum, frame: self.trip(Tripped("signal", f"signal {signum} (SIGUSR1) received",
+                                                                     time.time())))
+        self._thread = threading.Thread(target=self._watch, name="stop-conditions", daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        def stopping(_: Any) -> bool:
+            return self._stopping.is_set()
+
+        def look() -> Tripped | None:
+            try:
+                return self.check()
+            except Exception:  # noqa: BLE001 - an unreadable alarm must not end the watch; the next look retries
+                return None
+
+        retrying = Retrying(stop=stop_any(stopping), wait=lambda _: self.poll_s, sleep=self._stopping.wait,
+                            retry=retry_if_result(lambda got: got is None), retry_error_callback=lambda _: None)
+        found = retrying(look)
+        if found is not None:
+            self.trip(found)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 2 * self.poll_s))
+            self._thread = None
+        if self._previous_handler is not None:
+            signal.signal(STOP_SIGNAL, self._previous_handler)
+            self._previous_handler = None
+
+    def __enter__(self) -> StopWatch:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
