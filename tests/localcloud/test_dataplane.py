@@ -1,7 +1,7 @@
 """The API Gateway data plane, end to end: a REST API deployed through boto3 over HTTP in two
 regions, reached with real HTTP at each region's own loopback address, handlers run in-process.
 
-The reference handlers (infra/functions/) back /item and /health when present; otherwise small
+The reference handlers (gameday/infra/functions/) back /item and /health when present; otherwise small
 handlers with the same contract (env `tableName` / `status`, header x-gameday-region).
 """
 
@@ -12,9 +12,9 @@ import json
 import random
 import time
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -22,10 +22,10 @@ import requests
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday import infra
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 from gameday.localcloud.apigateway.dataplane import DataPlane, integration_timeout
 from gameday.localcloud.awslambda.runtime import LambdaRuntime
 from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 
 REGIONS = ("eu-west-1", "us-east-1")
 TABLE = "DataPlaneItems"
@@ -158,7 +158,7 @@ class Cloud:
         apig = self.client("apigateway", region)
         api = apig.create_rest_api(name=name)["id"]
         ids = {"": next(r["id"] for r in apig.get_resources(restApiId=api)["items"] if r["path"] == "/")}
-        for path, method in routes:
+        for (path, method), function_arn in routes.items():
             parent = ""
             for part in path.split("/"):
                 child = f"{parent}/{part}".lstrip("/")
@@ -168,7 +168,7 @@ class Cloud:
             apig.put_method(restApiId=api, resourceId=ids[path], httpMethod=method, authorizationType="NONE")
             apig.put_integration(
                 restApiId=api, resourceId=ids[path], httpMethod=method, type="AWS_PROXY", integrationHttpMethod="POST",
-                uri=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{routes[(path, method)]}/invocations")
+                uri=f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations")
         if stage:
             apig.create_deployment(restApiId=api, stageName=stage)
         return api
@@ -377,7 +377,7 @@ def test_stop_closes_keep_alive_connections(cloud: Cloud) -> None:
         requests.get(url, timeout=2)
 
 
-# --- HTTP/1.1 on the wire (gameday/localcloud/http_listener.py), spoken over raw sockets ---
+# --- HTTP/1.1 on the wire (gameday/localcloud/apigateway/http_listener.py), spoken over raw sockets ---
 
 def _raw_exchange(cloud: Cloud, payload: bytes, responses: int = 1) -> list[tuple[int, dict[str, str], bytes]]:
     """Sends payload on one connection; reads `responses` Content-Length-framed answers in order."""

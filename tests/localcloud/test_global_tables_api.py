@@ -6,16 +6,17 @@ Through boto3 over HTTP against an AWS endpoint with global tables (two regions)
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 from gameday.localcloud.dynamodb.global_tables_api import GlobalTables
 from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 
 REGIONS = ["eu-west-1", "us-east-1", "us-west-2"]
 A, B, C = REGIONS

@@ -10,18 +10,24 @@ import random
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
-from gameday.localcloud.awslambda.runtime import (FunctionNotFound, InvocationError, InvocationTimeout, LambdaRuntime,
-                                          Throttled)
+from gameday.localcloud.awslambda.runtime import (
+    FunctionNotFound,
+    InvocationError,
+    InvocationTimeout,
+    LambdaRuntime,
+    Throttled,
+)
 from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 
 REGIONS = ("eu-west-1", "us-east-1")
 CREDENTIALS = {"aws_access_key_id": "gameday-test", "aws_secret_access_key": "gameday-test"}

@@ -39,7 +39,7 @@ def test_moto_is_the_pinned_version() -> None:
 
 def test_every_component_declares_its_patch_points(declared: list[patches.PatchPoint]) -> None:
     targets = {p.target for p in declared}
-    # The physics the issues rely on: stream hook, Route 53 answers, global-table APIs.
+    # The physics the cloud stands on: stream hook, Route 53 answers, global-table APIs.
     assert "moto.dynamodb.models.table:StreamShard.add" in targets
     assert any(t.startswith("moto.route53.responses:Route53.get_health_check_status") for t in targets)
     assert any("create_global_table" in t for t in targets)

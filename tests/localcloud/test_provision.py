@@ -5,10 +5,12 @@ resource by resource with boto3 over HTTP."""
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -16,13 +18,16 @@ import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from gameday.errors import UsageError
-from gameday.localcloud.cloudformation.supplements import CfnSupplements
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 from gameday.localcloud.apigateway.dataplane import DataPlane
-from gameday.localcloud.dynamodb.global_tables_api import GlobalTables
 from gameday.localcloud.awslambda.runtime import LambdaRuntime
+from gameday.localcloud.cloudformation.supplements import CfnSupplements
+from gameday.localcloud.dynamodb.global_tables_api import GlobalTables
 from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 from gameday.provision import INFRA_DIR, ProvisionError, ProvisionSpec, known_regions, provision, teardown
+
+# The runtime the reference template gives its functions (one for all three).
+TEMPLATE_RUNTIME = re.findall(r"^\s*Runtime:\s*(\S+)", (INFRA_DIR / "regional.yaml").read_text(), re.MULTILINE)[0]
 
 REGIONS_3 = ["eu-west-1", "us-east-1", "ap-southeast-1"]
 DESCRIPTION_KEYS = {"gameday_deployment", "target", "aws_endpoint_url", "time_scale", "domain", "global_url",
@@ -116,7 +121,7 @@ def assert_region_deployed(rig: CloudContext, spec: ProvisionSpec, entry: dict[s
         name = entry["functions"][role]
         assert name == f"{spec.function_prefix}-{ {'put': 'PutItem', 'get': 'GetItem', 'health': 'Health'}[role] }"
         config = lam.get_function_configuration(FunctionName=name)
-        assert (config["Runtime"], config["Handler"]) == ("python3.11", handler)
+        assert (config["Runtime"], config["Handler"]) == (TEMPLATE_RUNTIME, handler)
         assert config["Environment"]["Variables"] == env
         assert config["CodeSize"] > 0
 
@@ -157,7 +162,8 @@ def assert_routing(rig: CloudContext, spec: ProvisionSpec, description: dict[str
     records = [r for r in r53.list_resource_record_sets(HostedZoneId=description["hosted_zone_id"])["ResourceRecordSets"]
                if r["Type"] == "CNAME"]
     assert len(records) == len(spec.regions)
-    for entry, record in zip(description["regions"], sorted(records, key=lambda r: spec.regions.index(r["SetIdentifier"]))):
+    for entry, record in zip(description["regions"], sorted(records, key=lambda r: spec.regions.index(r["SetIdentifier"])),
+                             strict=True):
         assert record["Name"] == spec.domain + "."
         assert record["SetIdentifier"] == entry["name"]
         assert record["TTL"] == spec.record_ttl_s

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -19,13 +20,12 @@ import requests
 from botocore.config import Config
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from gameday.localcloud.motoglue import access as moto_access
-
-from gameday.localcloud.motoglue import patches
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 from gameday.localcloud.dynamodb.global_tables_api import GlobalTables, register_global_table
-from gameday.localcloud.motoglue.server import AwsEndpoint
 from gameday.localcloud.dynamodb.replication import STREAM_MAX_RECORDS
+from gameday.localcloud.motoglue import access as moto_access
+from gameday.localcloud.motoglue import patches
+from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 
 REGIONS = ["eu-west-1", "us-east-1", "ap-southeast-2"]
 A, B, C = REGIONS
@@ -114,8 +114,11 @@ class Cloud:
 
     def quiet(self) -> bool:
         """Every delivery made (nothing pending or held)."""
-        status = self.poll(lambda: (lambda s: s if s["pending"] == 0 and s["held"] == 0 else None)(self.status()))
-        return status is not None
+        def settled() -> dict[str, Any] | None:
+            status = self.status()
+            return status if status["pending"] == 0 and status["held"] == 0 else None
+
+        return self.poll(settled) is not None
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +181,9 @@ def test_current_write_appears_in_every_region_without_stamps(cloud: Cloud) -> N
 def test_deletes_replicate(cloud: Cloud) -> None:
     for name in (cloud.legacy_table(), cloud.current_table()):
         cloud.put(B, name, "gone", "v1")
-        assert cloud.poll(lambda: cloud.get(A, name, "gone") and cloud.get(C, name, "gone"))
+        assert cloud.poll(lambda name=name: cloud.get(A, name, "gone") and cloud.get(C, name, "gone"))
         cloud.ddb(C).delete_item(TableName=name, Key={"id": {"S": "gone"}})
-        assert cloud.poll(lambda: all(cloud.get(r, name, "gone") is None for r in REGIONS)), name
+        assert cloud.poll(lambda name=name: all(cloud.get(r, name, "gone") is None for r in REGIONS)), name
         ops = {e["op"] for e in cloud.ctx.truth.events(kind="replication_applied") if e["table"] == name}
         assert ops == {"put", "delete"}
 
@@ -206,12 +209,12 @@ def test_concurrent_writers_converge_everywhere(cloud: Cloud) -> None:
     for name in (cloud.legacy_table(), cloud.current_table()):
         keys = [f"k{i}" for i in range(10)]
 
-        def writer(region: str) -> None:
+        def writer(region: str, name: str, keys: list[str]) -> None:
             for round_ in range(5):
                 for key in keys:
                     cloud.put(region, name, key, f"{region}-{round_}")
 
-        threads = [threading.Thread(target=writer, args=(r,)) for r in REGIONS]
+        threads = [threading.Thread(target=writer, args=(r, name, keys)) for r in REGIONS]
         for thread in threads:
             thread.start()
         for thread in threads:

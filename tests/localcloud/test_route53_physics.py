@@ -6,10 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import botocore.exceptions
 import dns.edns
@@ -20,13 +19,11 @@ import dns.rdatatype
 import pytest
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
-from tests.support.route53_rig import INTERVAL, REGIONS, THRESHOLD, Rig, start_rig, stop_rig  # noqa: E402
-
-from gameday.localcloud.motoglue import patches  # noqa: E402
-
-from gameday.localcloud.route53 import api as route53_api  # noqa: E402
-from gameday.localcloud.process.context import CHECKER_REGIONS  # noqa: E402
-from gameday.localcloud.route53.health_checkers import JITTER  # noqa: E402
+from gameday.localcloud.motoglue import patches
+from gameday.localcloud.process.context import CHECKER_REGIONS
+from gameday.localcloud.route53 import api as route53_api
+from gameday.localcloud.route53.health_checkers import JITTER
+from tests.support.route53_rig import INTERVAL, REGIONS, THRESHOLD, Rig, start_rig, stop_rig
 
 PRIMARY, SECONDARY = REGIONS
 WAIT_S = 10.0   # a generous bound for waits that are not the measured figure
@@ -227,7 +224,7 @@ def test_checks_created_and_deleted_later_are_picked_up(rig: Rig) -> None:
         with attempt:   # observations are fresh: every checker keeps probing
             later = rig.route53.get_health_check_status(HealthCheckId=hc_id)["HealthCheckObservations"]
             assert all(b["StatusReport"]["CheckedTime"] > a["StatusReport"]["CheckedTime"]
-                       for a, b in zip(first, later))
+                       for a, b in zip(first, later, strict=True))
     regions = {o["Region"] for o in later}
     assert regions == set(CHECKER_REGIONS) and len(later) == 16
     rig.route53.delete_health_check(HealthCheckId=hc_id)
@@ -351,7 +348,7 @@ def test_bad_input_gets_aws_shaped_errors(rig: Rig) -> None:
 
 # ---- patch points and the aws CLI ----------------------------------------------------------------
 def test_route53_patch_points_have_not_moved(rig: Rig) -> None:
-    points = route53_api.patch_points()
+    points = [route53_api.URL_PATHS, route53_api.STATUS, route53_api.LAST_FAILURE, route53_api.TEST_DNS]
     assert {p.target for p in points} <= {p.target for p in patches.all_points()}
     assert [problem for p in points for problem in p.problems()] == []
 
@@ -372,7 +369,7 @@ def test_aws_cli_reads_health_check_status_and_test_dns_answer(rig: Rig) -> None
                          check=True).stdout
     assert rig.api_host(PRIMARY) in out
     bad = subprocess.run(base + ["get-health-check-status", "--health-check-id", "nope"],
-                         capture_output=True, text=True, env=env, timeout=60)
+                         capture_output=True, text=True, env=env, timeout=60, check=False)
     assert bad.returncode != 0 and "NoSuchHealthCheck" in bad.stderr
 
 

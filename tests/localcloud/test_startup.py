@@ -1,4 +1,4 @@
-"""The start-up savings (gameday/localcloud/startup.py, deferred.py) change what start-up costs, never
+"""The start-up savings (gameday/localcloud/process/startup.py, deferred.py) change what start-up costs, never
 what the cloud does: deferred moto work gives the same answers when it is finally done, lazily
 compiled URL builders build the same URLs, shared clients are the same clients."""
 
@@ -14,8 +14,8 @@ import boto3
 import yaml
 from werkzeug.routing import Map, Rule
 
-from gameday.localcloud.process import startup
 from gameday.localcloud.cloudformation.provisioning import SharedClients
+from gameday.localcloud.process import startup
 from gameday.provision import INFRA_DIR, _cfn_tag, load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -66,7 +66,7 @@ class GroundTruth:
             # seq grows by one per event: skip the older ones without looking at them
             skip = max(0, since - events[0][0] + 1) if events else 0
             snapshot = list(itertools.islice(events, skip, None))
-        return [{"seq": seq, "t": t, "kind": k, **{name: _unpack(value) for name, value in zip(names, values)}}
+        return [{"seq": seq, "t": t, "kind": k, **{name: _unpack(value) for name, value in zip(names, values, strict=True)}}
                 for seq, t, k, names, values in snapshot
                 if seq > since and (kind is None or k == kind)]
 

@@ -7,9 +7,10 @@ created after start are served) and runs AWS_PROXY Lambda integrations through t
 LambdaRuntime (in the connection's own thread), answering as API Gateway does: 403 "Missing
 Authentication Token" for an unknown route, 500 for a throttled function, 502 for a handler
 error or a malformed proxy response, 504 past the 29 s integration timeout (scaled; sent by the
-runtime's watchdog while the handler runs on). HTTP itself is gameday/localcloud/http_listener.py.
+runtime's watchdog while the handler runs on). HTTP itself is
+gameday/localcloud/apigateway/http_listener.py.
 
-Routing (docs/BRIEF.md "Names and addresses"): Host `{restApiId}.execute-api.{region}...`
+Routing (docs/local-cloud.md, "Names and addresses"): Host `{restApiId}.execute-api.{region}...`
 picks the API and the path must start with one of its stages; any other host (custom
 domain, IP) picks the region's API that has the path's first segment as a stage, or, with
 no stage in the path, the region's only deployed API with a single stage (a base path
@@ -27,16 +28,17 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tenacity import retry, retry_if_exception, stop_after_attempt
 
-from gameday.localcloud.motoglue import access as moto_access
-from gameday.localcloud.process.context import ACCOUNT_ID, CloudContext
 from gameday.localcloud.apigateway.http_listener import ConnectionHandler, Incoming, Reply
 from gameday.localcloud.awslambda.runtime import FunctionNotFound, InvocationError, LambdaRuntime, Throttled
+from gameday.localcloud.motoglue import access as moto_access
+from gameday.localcloud.process.context import ACCOUNT_ID, CloudContext
 
 INTEGRATION_TIMEOUT_AWS_S = 29
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -207,7 +209,8 @@ class Gateway:
             return internal_error(rid)
         function_arn = target.group(2)
         arn_region = FUNCTION_ARN_REGION.match(function_arn)
-        event = self._event(request, api, stage, resource, split, path_segments, path_params, host)
+        event = self._event(request, api=api, stage=stage, resource=resource, split=split,
+                            path_segments=path_segments, path_params=path_params, host=host)
         try:
             result = self._runtime.invoke_here(
                 arn_region.group(1) if arn_region else request.region, function_arn, event, self._timeout,
@@ -222,7 +225,7 @@ class Gateway:
 
     # --- the REST proxy event ---
 
-    def _event(self, request: Request, api: Any, stage: Any, resource: Any, split: Any,
+    def _event(self, request: Request, *, api: Any, stage: Any, resource: Any, split: Any,
                path_segments: list[str], path_params: dict[str, str], host: str) -> dict[str, Any]:
         headers: dict[str, str] = {}
         multi_headers: dict[str, list[str]] = {}

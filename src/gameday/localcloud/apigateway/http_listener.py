@@ -63,7 +63,7 @@ def _declares_body(incoming: Incoming) -> bool:
 class _Reader:
     """httptools callbacks: collects complete requests in order."""
 
-    def __init__(self, parser_owner: "ConnectionHandler", max_body: int) -> None:
+    def __init__(self, parser_owner: ConnectionHandler, max_body: int) -> None:
         self._owner = parser_owner
         self._max_body = max_body
         self.parser: Any = None
@@ -137,7 +137,7 @@ class _Exchange:
 
     __slots__ = ("_handler", "_head", "_lock", "_answered")
 
-    def __init__(self, handler: "ConnectionHandler", head: bool) -> None:
+    def __init__(self, handler: ConnectionHandler, head: bool) -> None:
         self._handler = handler
         self._head = head
         self._lock = threading.Lock()

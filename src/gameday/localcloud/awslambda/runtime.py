@@ -52,10 +52,11 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -67,12 +68,11 @@ from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from gameday.localcloud.motoglue import access as moto_access
-
-from gameday.localcloud.motoglue import patches
-from gameday.localcloud.process.context import CloudContext
-from gameday.localcloud.motoglue.server import ControlMiddleware
 from gameday.localcloud.awslambda.watchdog import Watchdog
+from gameday.localcloud.motoglue import access as moto_access
+from gameday.localcloud.motoglue import patches
+from gameday.localcloud.motoglue.server import ControlMiddleware
+from gameday.localcloud.process.context import CloudContext
 
 DUMMY_CREDENTIAL = "gameday-local"
 INIT_LIMIT_S = 10.0  # Lambda's limit for a cold start's init (not scaled: it is local compute time)
@@ -159,7 +159,7 @@ _TLS = threading.local()
 _OVERLAY_LOCK = threading.Lock()
 
 
-class _OverlayEnviron(os._Environ):  # type: ignore[name-defined,misc]
+class _OverlayEnviron(os._Environ):
     """os.environ whose contents, in a thread running a handler, are that function's environment."""
 
     def __getitem__(self, key: str) -> str:
@@ -190,7 +190,7 @@ class _OverlayEnviron(os._Environ):  # type: ignore[name-defined,misc]
         except KeyError:
             raise KeyError(key) from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         env = getattr(_TLS, "env", None)
         if env is None:
             return super().__iter__()
@@ -443,7 +443,7 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-_ACTIVE: list["LambdaRuntime"] = []  # runtimes told about configuration changes
+_ACTIVE: list[LambdaRuntime] = []  # runtimes told about configuration changes
 _ACTIVE_LOCK = threading.Lock()
 _MISSING = object()
 
@@ -540,6 +540,7 @@ class LambdaRuntime:
         """
         pool = self._pool
         fn, slot = self._admit(region, function, pool)
+        assert pool is not None
         initialised = threading.Event()
         try:
             future = pool.submit(self._execute, fn, event, slot,

@@ -15,7 +15,7 @@ import itertools
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class Timer:

@@ -1,5 +1,5 @@
 """Deploys the reference backend into the local cloud through the same provisioning code
-that deploys it to AWS (harness/provision.py), with the local cloud's supplements for
+that deploys it to AWS (gameday/provision.py), with the local cloud's supplements for
 what moto's CloudFormation drops."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ so Ref/GetAtt/Sub/If/Conditions agree), it supplies:
 
 - AWS::ApiGateway::Stage: skipped by moto -> CreateStage (if the stage does not exist yet).
 - AWS::DynamoDB::GlobalTable: skipped by moto -> CreateTable in every replica region with
-  streams, then register_global_table(...) (gameday/localcloud/global_tables_api.py) so the tables
+  streams, then register_global_table(...) (gameday/localcloud/dynamodb/global_tables_api.py) so the tables
   replicate as 2019.11.21 replicas.
 - AWS::Route53::HealthCheck: moto keeps only Type/IP/Port/Path/FQDN/SearchString/Interval/
   Threshold -> UpdateHealthCheck for Inverted, Disabled, EnableSNI, Regions, and
@@ -21,7 +21,7 @@ so Ref/GetAtt/Sub/If/Conditions agree), it supplies:
 - RecordSet deletion: moto deletes every record with that name and type (all regions'
   failover/latency records) -> patched (RecordSet.delete) to delete only that record.
 AWS::Lambda::Permission and RecordSet's Failover/Region/
-SetIdentifier/HealthCheckId/TTL are handled correctly by moto (tests/local/test_provision.py checks).
+SetIdentifier/HealthCheckId/TTL are handled correctly by moto (tests/localcloud/test_provision.py checks).
 The API calls go through the AWS endpoint like any client; only resolution and name
 normalisation read moto's objects.
 """
@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -40,7 +40,7 @@ from gameday.localcloud.motoglue import access as moto_access
 from gameday.localcloud.motoglue.patches import declare
 from gameday.provision import CreatedStack, DeletedStack
 
-# Read, not replaced: a moto upgrade that moves these must fail tests/local/test_patch_points.py.
+# Read, not replaced: a moto upgrade that moves these must fail tests/localcloud/test_patch_points.py.
 CLEAN_JSON = declare(
     "moto.cloudformation.parsing:clean_json",
     why="read-only use (never applied): resolves a skipped resource's properties with the stack's own ResourceMap",
@@ -94,16 +94,6 @@ def _quiet_moto() -> None:
         warnings.filterwarnings("ignore", message=f"Tried to parse {rtype} but it's not supported")
 
 
-def _global_tables_api(name: str) -> Callable[..., Any] | None:
-    """A function of gameday.localcloud.dynamodb.global_tables_api (register_/deregister_global_table), or None
-    if that module (built in parallel) is not there."""
-    try:
-        from gameday.localcloud.dynamodb import global_tables_api  # noqa: PLC0415 (lazy: optional at import time)
-    except ImportError:
-        return None
-    return getattr(global_tables_api, name, None)
-
-
 class CfnSupplements:
     """The `hooks` callable for provision(): supplies what moto's CloudFormation dropped."""
 
@@ -113,7 +103,7 @@ class CfnSupplements:
         self._endpoint = aws_endpoint_url
         self._session = session or boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
         self._clients: dict[tuple[str, str], Any] = {}
-        self.pending: list[str] = []  # what could not be supplied yet (e.g. global-table registration)
+        self.pending: list[str] = []  # what could not be undone (a global table left registered)
         _quiet_moto()
         install_patches()
 
@@ -165,12 +155,12 @@ class CfnSupplements:
                 if rtype == "AWS::DynamoDB::Table" and logical_id not in gone.physical_ids:
                     continue  # not created (its Condition was false)
                 props = CLEAN_JSON.original()(copy.deepcopy(resource.get("Properties") or {}), stack.resource_map)
-                deregister = _global_tables_api("deregister_global_table")
-                if deregister is not None:  # stop replicating into tables that are going away
-                    try:
-                        deregister(props["TableName"])
-                    except Exception as exc:  # noqa: BLE001 - replication stopped: nothing to deregister
-                        self.pending.append(f"deregister_global_table({props['TableName']!r}): {exc}")
+                from gameday.localcloud.dynamodb.global_tables_api import deregister_global_table
+
+                try:  # stop replicating into tables that are going away
+                    deregister_global_table(props["TableName"])
+                except Exception as exc:  # replication stopped: nothing to deregister
+                    self.pending.append(f"deregister_global_table({props['TableName']!r}): {exc}")
                 if rtype == "AWS::DynamoDB::Table":
                     continue  # moto's stack deletion deleted it
                 for region in [r["Region"] for r in props.get("Replicas") or []] or [gone.region]:
@@ -232,13 +222,9 @@ class CfnSupplements:
                 kwargs.setdefault("GlobalSecondaryIndexes", []).append(
                     {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")})
             ddb.create_table(**kwargs)
-        register = _global_tables_api("register_global_table")
-        if register is None:
-            # gameday/localcloud/global_tables_api.py missing: the replica tables exist (with streams)
-            # but do not replicate; say so rather than fail the whole deployment.
-            self.pending.append(f"register_global_table({name!r}, {regions}, '2019.11.21')")
-            return
-        register(name, regions, "2019.11.21")
+        from gameday.localcloud.dynamodb.global_tables_api import register_global_table
+
+        register_global_table(name, regions, "2019.11.21")
 
     # ------------------------------------------------------------ Route 53
     def _health_check(self, created: CreatedStack, logical_id: str, props: dict[str, Any], resource_map: Any) -> None:

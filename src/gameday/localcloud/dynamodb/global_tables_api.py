@@ -11,7 +11,7 @@
   AWS::DynamoDB::GlobalTable, which moto's CloudFormation skips.
 
 Errors are moto's JSON errors, so botocore raises ClientError with AWS's codes.
-Replication itself is gameday/localcloud/replication.py; `GlobalTables` wires both.
+Replication itself is gameday/localcloud/dynamodb/replication.py; `GlobalTables` wires both.
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ from moto.core.responses import ActionResult
 from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, MockValidationException, ResourceNotFoundException
 from moto.dynamodb.responses import DynamoResult
 
-from gameday.localcloud.motoglue import access as moto_access
-
-from gameday.localcloud.motoglue import patches
-
 from gameday.localcloud.dynamodb import replication
-from gameday.localcloud.process.context import ACCOUNT_ID, CloudContext
 from gameday.localcloud.dynamodb.replication import CURRENT, LEGACY, Replicator
+from gameday.localcloud.motoglue import access as moto_access
+from gameday.localcloud.motoglue import patches
+from gameday.localcloud.process.context import ACCOUNT_ID, CloudContext
 
 STREAMS = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
@@ -52,8 +50,16 @@ _TABLE_DESCRIBE = patches.declare(
     kind="wrap",
     signature="(self, base_key: str = 'TableDescription') -> dict[str, typing.Any]",
 )
-_original_update_table: Any = None
-_original_describe: Any = None
+
+
+class _Originals:
+    """moto's UpdateTable handler and Table.describe, as they were before GlobalTables.install()."""
+
+    update_table: Any = None
+    describe: Any = None
+
+
+_ORIGINALS = _Originals()
 
 
 # --- AWS-shaped errors ------------------------------------------------------------------
@@ -129,7 +135,7 @@ def _check_legacy_replica(name: str, region: str, reference: Any | None) -> Any:
 
 
 def _timestamp(epoch: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC)
 
 
 def _global_description(gt: replication.GlobalTable) -> dict[str, Any]:
@@ -249,7 +255,7 @@ def update_global_table(self: Any) -> ActionResult:
 def _update_table(self: Any) -> ActionResult:
     updates = self.body.get("ReplicaUpdates")
     if not updates:
-        return _original_update_table(self)
+        return _ORIGINALS.update_table(self)
     name = self.body["TableName"]
     region = self.region
     table = _table(region, name)
@@ -257,7 +263,7 @@ def _update_table(self: Any) -> ActionResult:
         raise ResourceNotFoundException(table_name=name)
     others = {k: v for k, v in self.body.items() if k not in ("TableName", "ReplicaUpdates") and v}
     if others:
-        _original_update_table(self)
+        _ORIGINALS.update_table(self)
     replicator = _replicator()
     gt = replicator.table_of(region, name)
     if gt is not None and gt.version == LEGACY:
@@ -291,7 +297,7 @@ def _update_table(self: Any) -> ActionResult:
 
 
 def _table_describe(self: Any, base_key: str = "TableDescription") -> dict[str, Any]:
-    result = _original_describe(self, base_key)
+    result = _ORIGINALS.describe(self, base_key)
     active = replication.active()
     gt = active.table_of(self.region_name, self.name) if active is not None else None
     if gt is not None and gt.version == CURRENT:
@@ -373,10 +379,9 @@ class GlobalTables:
         self.replicator = Replicator(ctx)
 
     def install(self) -> None:
-        global _original_update_table, _original_describe
         self.replicator.install()
-        _original_update_table = _UPDATE_TABLE.original()
-        _original_describe = _TABLE_DESCRIBE.original()
+        _ORIGINALS.update_table = _UPDATE_TABLE.original()
+        _ORIGINALS.describe = _TABLE_DESCRIBE.original()
         _UPDATE_TABLE.apply(_update_table)
         _TABLE_DESCRIBE.apply(_table_describe)
         added = {"create_global_table": create_global_table, "describe_global_table": describe_global_table,
@@ -389,6 +394,3 @@ class GlobalTables:
 
     def stop(self) -> None:
         self.replicator.stop()
-
-    def register(self, table_name: str, regions: list[str], version: str = CURRENT, **kwargs: Any) -> dict[str, Any]:
-        return register_global_table(table_name, regions, version, **kwargs)

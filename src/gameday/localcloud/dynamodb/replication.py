@@ -7,7 +7,7 @@ stamps the item (2017.11.29), records the write's version and enqueues one deliv
 other replica. One delivery thread applies each delivery when due (write time + scaled
 replication delay) straight into the target region's moto table.
 
-AWS behaviour reproduced (../../shared/AWS_FACTS.md):
+AWS behaviour reproduced:
 - 2017.11.29 stamps `aws:rep:updateregion`, `aws:rep:updatetime`, `aws:rep:deleting` on
   every item in every replica, the written item included; 2019.11.21 shows no stamps.
 - Last writer wins per item: a write's version is (write time, region); a delivery older
@@ -37,7 +37,6 @@ from typing import Any
 from moto.dynamodb.models.dynamo_type import DynamoType
 
 from gameday.localcloud.motoglue import access as moto_access
-
 from gameday.localcloud.motoglue import patches
 from gameday.localcloud.process.context import CloudContext
 
@@ -88,7 +87,7 @@ _ITEM_TRACKING = patches.declare(
 )
 
 
-class _Untracked(list):  # type: ignore[type-arg]
+class _Untracked(list[Any]):
     """An instances_tracked list that keeps nothing."""
 
     def append(self, _item: Any) -> None:
@@ -99,30 +98,36 @@ class _ApplyingFlag(threading.local):
     active = False
 
 
+class _Installed:
+    """The installed replicator and moto's original StreamShard methods, read by the hooks below."""
+
+    replicator: Replicator | None = None
+    add: Any = None
+    get: Any = None
+
+
 _APPLYING = _ApplyingFlag()
-_ACTIVE: "Replicator | None" = None
-_original_add: Any = None
-_original_get: Any = None
+_INSTALLED = _Installed()
 
 
-def active() -> "Replicator | None":
+def active() -> Replicator | None:
     """The replicator of this process's local cloud, if one is installed."""
-    return _ACTIVE
+    return _INSTALLED.replicator
 
 
 # --- moto hooks (module-level so re-applying a patch point is harmless) ------------------
 
 def _shard_add(shard: Any, old: Any, new: Any) -> None:
-    replicator = _ACTIVE
+    replicator = _INSTALLED.replicator
     if replicator is None or _APPLYING.active:
-        _original_add(shard, old, new)
+        _INSTALLED.add(shard, old, new)
         _tidy(shard)
         return
     replicator.on_write(shard, old, new)
 
 
 def _shard_get(shard: Any, start: int, quantity: int) -> list[dict[str, Any]]:
-    return _original_get(shard, max(start, shard.starting_sequence_number), quantity)
+    return _INSTALLED.get(shard, max(start, shard.starting_sequence_number), quantity)
 
 
 def _tidy(shard: Any) -> None:
@@ -171,7 +176,7 @@ class _Change:
     __slots__ = ("table", "source", "op", "hash_key", "range_key", "key_names", "image",
                  "version", "written_at", "_key_json")
 
-    def __init__(self, table: str, source: str, op: str, hash_key: Any, range_key: Any,
+    def __init__(self, table: str, source: str, op: str, *, hash_key: Any, range_key: Any,
                  key_names: tuple[str, str | None], image: dict[str, Any] | None,
                  version: tuple[float, str]) -> None:
         self.table = table
@@ -263,16 +268,16 @@ class Replicator:
 
     def install(self) -> None:
         """Apply the moto patch points and add the control routes (before the first request)."""
-        global _ACTIVE, _original_add, _original_get
-        if _ACTIVE is not None and _ACTIVE is not self:
+        installed = _INSTALLED.replicator
+        if installed is not None and installed is not self:
             raise RuntimeError("a replicator is already installed in this process (one local cloud per process)")
-        _original_add = _SHARD_ADD.original()
-        _original_get = _SHARD_GET.original()
+        _INSTALLED.add = _SHARD_ADD.original()
+        _INSTALLED.get = _SHARD_GET.original()
         _SHARD_ADD.apply(_shard_add)
         _SHARD_GET.apply(_shard_get)
         _RECORD_TRACKING.apply(_Untracked())
         _ITEM_TRACKING.apply(_Untracked())
-        _ACTIVE = self
+        _INSTALLED.replicator = self
         control = self._ctx.control
         control.add("POST", "/_gameday/replication/pause", self._route(self.pause))
         control.add("POST", "/_gameday/replication/resume", self._route(self.resume))
@@ -288,15 +293,14 @@ class Replicator:
         self._thread.start()
 
     def stop(self) -> None:
-        global _ACTIVE
         with self._cv:
             self._stopping = True
             self._cv.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if _ACTIVE is self:
-            _ACTIVE = None
+        if _INSTALLED.replicator is self:
+            _INSTALLED.replicator = None
 
     @property
     def delay_s(self) -> float:
@@ -403,7 +407,7 @@ class Replicator:
         table = shard.table
         entry = self._by_table.get((table.region_name, table.name))
         if entry is None:
-            _original_add(shard, old, new)
+            _INSTALLED.add(shard, old, new)
             _tidy(shard)
             return
         global_table, replica = entry
@@ -427,7 +431,7 @@ class Replicator:
                 replica.tombstones[(hash_key, range_key)] = version
                 if _current(table, hash_key, range_key) is not None:
                     _remove(table, hash_key, range_key)
-            _original_add(shard, old, new)
+            _INSTALLED.add(shard, old, new)
             image = None
             if new is not None:
                 items = shard.items
@@ -436,8 +440,9 @@ class Replicator:
                     image = new.to_json()["Attributes"]
                 image = _detached(image)
             _tidy(shard)
-        change = _Change(table.name, region, "put" if new is not None else "delete", hash_key, range_key,
-                         (table.hash_key_attr, table.range_key_attr), image, version)
+        change = _Change(table.name, region, "put" if new is not None else "delete",
+                         hash_key=hash_key, range_key=range_key,
+                         key_names=(table.hash_key_attr, table.range_key_attr), image=image, version=version)
         due = time.monotonic() + self.delay_s
         targets = [r for r in global_table.regions if r != region]
         with self._cv:

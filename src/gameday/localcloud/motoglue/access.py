@@ -1,4 +1,4 @@
-"""The one door to moto's in-memory backends. Nothing outside harness/local imports moto."""
+"""The one door to moto's in-memory backends. Nothing outside gameday/localcloud imports moto."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ from gameday.localcloud.process.context import ACCOUNT_ID
 
 def dynamodb(region: str) -> Any:
     return get_backend("dynamodb")[ACCOUNT_ID][region]
-
-
-def dynamodbstreams(region: str) -> Any:
-    return get_backend("dynamodbstreams")[ACCOUNT_ID][region]
 
 
 def awslambda(region: str) -> Any:
@@ -31,7 +27,3 @@ def route53() -> Any:
 
 def cloudformation(region: str) -> Any:
     return get_backend("cloudformation")[ACCOUNT_ID][region]
-
-
-def s3() -> Any:
-    return get_backend("s3")[ACCOUNT_ID]["global"]

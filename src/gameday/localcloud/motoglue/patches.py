@@ -2,7 +2,7 @@
 
 moto is pinned (pyproject.toml). Each component declares its patch points at import
 time with `declare(...)` and applies them with `PatchPoint.apply(...)` when the cloud
-starts. tests/local/test_patch_points.py calls `problems()` so that a moto upgrade that
+starts. tests/localcloud/test_patch_points.py calls `problems()` so that a moto upgrade that
 moves or changes a patched internal fails a test instead of silently breaking physics.
 
 Kinds:
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _LOCK = threading.Lock()
-_REGISTRY: dict[str, "PatchPoint"] = {}
+_REGISTRY: dict[str, PatchPoint] = {}
 
 
 @dataclass

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import ThreadedWSGIServer
 
 from gameday.localcloud.motoglue import patches
-
 from gameday.localcloud.process import startup
 from gameday.localcloud.process.context import ControlRoutes
 
@@ -42,7 +43,7 @@ BACKEND_LOOKUP = patches.declare(
 
 
 def _fast_backend_lookup(original: Callable[..., Any]) -> Callable[..., Any]:
-    def __getitem__(self: dict, account_id: str) -> Any:  # noqa: N807
+    def __getitem__(self: dict[str, Any], account_id: str) -> Any:
         try:
             return dict.__getitem__(self, account_id)
         except KeyError:
@@ -52,7 +53,7 @@ def _fast_backend_lookup(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install_speedups() -> None:
-    """Apply the caches above and gameday/localcloud/startup.py's patches (idempotent); before the
+    """Apply the caches above and gameday/localcloud/process/startup.py's patches (idempotent); before the
     endpoint serves its first request."""
     startup.install()
     if not MODULE_LIST._applied:
@@ -124,17 +125,14 @@ class ControlMiddleware:
         return [data]
 
 
-def _quiet_disconnects(handle_error: Callable[..., Any]) -> Callable[..., Any]:
-    """A client that hangs up (a stopped checker, a killed run) is not an error worth a traceback."""
+class _EndpointServer(ThreadedWSGIServer):
+    """What werkzeug's make_server(threaded=True) builds, quiet about clients that hang up."""
 
-    def handle(request: Any, client_address: Any) -> None:
-        import sys
-
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a stopped checker, a killed run) is not an error worth a traceback."""
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
-        handle_error(request, client_address)
-
-    return handle
+        super().handle_error(request, client_address)
 
 
 class AwsEndpoint:
@@ -147,15 +145,13 @@ class AwsEndpoint:
         # into a one-line error (werkzeug would print and exit the process).
         listener = socket.create_server((host, port), backlog=128)
         self._listener = listener
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True,
-                                                   request_handler=QuietRequestHandler, fd=listener.fileno())
-        self._server.daemon_threads = True
-        self._server.handle_error = _quiet_disconnects(self._server.handle_error)
+        self._address: tuple[str, int] = listener.getsockname()[:2]  # the server serves a dup of this socket
+        self._server = _EndpointServer(host, port, app, QuietRequestHandler, fd=listener.fileno())
         self._thread = threading.Thread(target=self._server.serve_forever, name="aws-endpoint", daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._address
         return f"http://{host}:{port}"
 
     def start(self) -> None:

@@ -7,8 +7,9 @@ Components take a CloudContext, and have start() and stop(); serve.py wires them
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from gameday.localcloud.process.timescale import TimeScale
 from gameday.localcloud.truth import GroundTruth
@@ -16,7 +17,7 @@ from gameday.localcloud.truth import GroundTruth
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_DOMAIN = "api.gameday.test"
 DEFAULT_ZONE = "gameday.test"
-# The eight Route 53 health-checker regions (AWS_FACTS.md).
+# The eight Route 53 health-checker regions (the Regions a health check may name).
 CHECKER_REGIONS = (
     "us-east-1", "us-west-1", "us-west-2", "eu-west-1",
     "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1",
@@ -44,7 +45,7 @@ class CloudSettings:
     request_interval_s: int = 10        # health check RequestInterval (10 fast or 30)
     failure_threshold: int = 3
     record_ttl_s: int = 60
-    templates_dir: str | None = None    # None: the reference templates in infra/
+    templates_dir: str | None = None    # None: the reference templates in gameday/infra/
     integration_timeout_floor_s: float = 5.0  # API Gateway's 29 s, scaled, never below this
     handler_transport: str = "in-process"  # handlers' boto3 -> AWS endpoint: "in-process" app call or "http"
 
@@ -101,11 +102,6 @@ class NameRegistry:
                 if key.endswith(suffix):
                     return address
         return None
-
-    def all(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._names)
-
 
 @dataclass
 class CloudContext:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
@@ -54,12 +54,15 @@ class LocalCloud:
         self.description: dict[str, Any] = {}
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self) -> "LocalCloud":
+    def start(self) -> LocalCloud:
         log = open(self.log_path, "a")
         project_root = str(Path(__file__).resolve().parents[3])  # the folder that holds the gameday package
         env = dict(os.environ)
         env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
-        self._proc = subprocess.Popen(self._argv, stdout=subprocess.PIPE, stderr=log, text=True,
+        # Its own session: a terminal's Ctrl-C reaches us, and we stop it in order. It watches us
+        # (--parent-pid), so that it dies with us when we die without stopping it (process/lifeline.py).
+        argv = [*self._argv, "--parent-pid", str(os.getpid())]
+        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True,
                                       env=env, start_new_session=True)
         log.close()
         line = self._read_ready_line()
@@ -68,10 +71,11 @@ class LocalCloud:
 
     def _read_ready_line(self) -> str:
         assert self._proc is not None and self._proc.stdout is not None
+        stdout = self._proc.stdout
         found: list[str] = []
 
         def reader() -> None:
-            for line in self._proc.stdout:  # type: ignore[union-attr]
+            for line in stdout:
                 if line.startswith(READY_PREFIX):
                     found.append(line)
                     return
@@ -109,13 +113,18 @@ class LocalCloud:
         self.stop()
         self._workdir.cleanup()
 
-    def __enter__(self) -> "LocalCloud":
+    def __enter__(self) -> LocalCloud:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
     # -- conveniences for tests --------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """The cloud process's pid while it runs (None before start() and after stop())."""
+        return self._proc.pid if self._proc is not None else None
+
     @property
     def aws_endpoint_url(self) -> str:
         return self.description["aws_endpoint_url"]
@@ -141,9 +150,3 @@ class LocalCloud:
         response = requests.get(self.control_url + path, params=params, timeout=10)
         response.raise_for_status()
         return response.json()
-
-
-def local_cloud(**kwargs: Any) -> Iterator[LocalCloud]:
-    """Generator form for pytest fixtures."""
-    with LocalCloud(**kwargs) as cloud:
-        yield cloud

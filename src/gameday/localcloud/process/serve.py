@@ -107,9 +107,9 @@ class EmbeddedCloud:
         from gameday.localcloud.process import startup
 
         startup.install()  # before the components import moto's service modules
-        from gameday.localcloud.dynamodb.global_tables_api import GlobalTables
         from gameday.localcloud.apigateway.dataplane import DataPlane
         from gameday.localcloud.awslambda.runtime import LambdaRuntime
+        from gameday.localcloud.dynamodb.global_tables_api import GlobalTables
         from gameday.localcloud.motoglue.server import AwsEndpoint, install_speedups
         from gameday.localcloud.route53.physics import Route53Physics
 
@@ -275,7 +275,7 @@ def run_foreground(args: argparse.Namespace, ready_line: bool = False) -> int:
     entered = time.time()
     from gameday.localcloud.process import startup
 
-    startup.pause_collector()  # until ready: see gameday/localcloud/startup.py
+    startup.pause_collector()  # until ready: see gameday/localcloud/process/startup.py
     limit_malloc_arenas()
     settings = settings_from_args(args)
     cloud = EmbeddedCloud(settings)
@@ -322,7 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gameday.localcloud.process.serve")
     add_arguments(parser)
     parser.add_argument("--ready-line", action="store_true", help="print one machine-readable line when up (LocalCloud)")
+    parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
+                        help="stop when this process, the one that started this one, is gone (LocalCloud)")
     args = parser.parse_args(argv)
+    if args.parent_pid is not None:
+        from gameday.localcloud.process.lifeline import die_with_parent
+
+        die_with_parent(args.parent_pid)
     try:
         return run_foreground(args, ready_line=args.ready_line)
     except UsageError as exc:

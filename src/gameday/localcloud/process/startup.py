@@ -14,7 +14,7 @@ prints the figures). Nothing here changes what the cloud does, only what it cost
 - werkzeug URL builders: every URL rule (moto's Flask app per service, its REST routers) compiles
   two URL-building functions through `ast` + compile (~1 ms per rule, ~300 rules while
   provisioning); nothing in the cloud builds URLs, so a builder is compiled on first use.
-- CloudFormation templates: they arrive as JSON (harness/provision.py sends json.dumps) and moto
+- CloudFormation templates: they arrive as JSON (gameday/provision.py sends json.dumps) and moto
   parses each with PyYAML's pure-Python loader (~30 ms); JSON is YAML, so json.loads gives the
   same document; anything that is not JSON goes to moto's parser.
 """
@@ -24,11 +24,11 @@ from __future__ import annotations
 import gc
 import json
 import threading
-from typing import Any, Callable
-
-from gameday.localcloud.process import deferred
+from collections.abc import Callable
+from typing import Any
 
 from gameday.localcloud.motoglue import patches
+from gameday.localcloud.process import deferred
 
 SHARED_LOADER = patches.declare(
     "botocore.session:create_loader", kind="wrap", signature="(search_path_string=None)",
@@ -116,5 +116,5 @@ def _json_first(parse: Callable[[str], Any]) -> Callable[[str], Any]:
                 pass
         return parse(template)
 
-    return staticmethod(parse_template)  # type: ignore[return-value]
+    return staticmethod(parse_template)
 

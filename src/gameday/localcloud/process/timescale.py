@@ -27,6 +27,3 @@ class TimeScale:
     def timeout(self, aws_seconds: float) -> float:
         """A scaled network timeout, never below TIMEOUT_FLOOR_S."""
         return max(self.seconds(aws_seconds), TIMEOUT_FLOOR_S)
-
-    def to_aws(self, local_seconds: float) -> float:
-        return local_seconds / self.factor

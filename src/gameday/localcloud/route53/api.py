@@ -17,10 +17,10 @@ from moto.route53 import responses as r53_responses
 from moto.route53 import urls as r53_urls
 from moto.route53.exceptions import InvalidInput
 
+from gameday.localcloud.motoglue.patches import declare
 from gameday.localcloud.process.context import CloudContext
 from gameday.localcloud.route53.dns_answers import DnsAnswers
 from gameday.localcloud.route53.health_checkers import HealthCheckerFleet
-from gameday.localcloud.motoglue.patches import declare
 
 RECORD_TYPES = ("SOA", "A", "TXT", "NS", "CNAME", "MX", "NAPTR", "PTR", "SRV", "SPF", "AAAA",
                 "CAA", "DS", "TLSA", "SSHFP", "SVCB", "HTTPS")
@@ -106,7 +106,7 @@ def test_dns_answer(self: Any) -> ActionResult:
     key = name.rstrip(".").lower()
     if key != zone_name and not key.endswith("." + zone_name):
         raise InvalidInput(f"The record name {name} is not in the hosted zone {zone.name}")
-    return ActionResult(answers.test_dns_answer(zone, name, rtype, resolver_ip, ecs_ip, mask))
+    return ActionResult(answers.test_dns_answer(zone, name, rtype, resolver_ip=resolver_ip, ecs_ip=ecs_ip, ecs_mask=mask))
 
 
 def install(ctx: CloudContext, fleet: HealthCheckerFleet, answers: DnsAnswers) -> None:
@@ -117,7 +117,3 @@ def install(ctx: CloudContext, fleet: HealthCheckerFleet, answers: DnsAnswers) -
     STATUS.apply(get_health_check_status)
     LAST_FAILURE.apply(get_health_check_last_failure_reason)
     TEST_DNS.apply(test_dns_answer)
-
-
-def patch_points() -> list[Any]:
-    return [URL_PATHS, STATUS, LAST_FAILURE, TEST_DNS]

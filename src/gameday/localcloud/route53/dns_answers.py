@@ -1,7 +1,7 @@
 """What Route 53 answers for a name: the hosted zones' records evaluated with health.
 
 One evaluation serves TestDNSAnswer, the DNS server and the checkers' name resolution,
-so all three always agree. Rules (AWS_FACTS.md, "Route 53 records"):
+so all three always agree. Rules, as Route 53 documents them:
 - failover: primary healthy -> primary; else secondary if healthy or without a check;
   both unhealthy -> primary;
 - latency: the healthy record of the client's region (else the nearest healthy one, in
@@ -197,7 +197,7 @@ class DnsAnswers:
         return sets
 
     # ---- TestDNSAnswer ----------------------------------------------------------------------
-    def test_dns_answer(self, zone: Any, name: str, rtype: str, resolver_ip: str | None,
+    def test_dns_answer(self, zone: Any, name: str, rtype: str, *, resolver_ip: str | None,
                         ecs_ip: str | None, ecs_mask: int | None) -> dict[str, Any]:
         """AWS's TestDNSAnswer response: the first hop of what Route 53 answers for the record."""
         if ecs_ip:

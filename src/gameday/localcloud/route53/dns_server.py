@@ -13,9 +13,9 @@ import logging
 import socket
 import struct
 import threading
+from typing import Any
 
-from dnslib import (AAAA, CNAME, EDNS0, MX, NS, QTYPE, RCODE, RR, SOA, TXT, A, DNSRecord,
-                    EDNSOption)
+from dnslib import AAAA, CNAME, EDNS0, MX, NS, QTYPE, RCODE, RD, RR, SOA, TXT, A, DNSRecord, EDNSOption
 from dnslib.dns import DNSError
 
 from gameday.localcloud.process.context import CloudContext
@@ -45,7 +45,7 @@ def ecs_with_scope(data: bytes) -> bytes:
     return data[:3] + data[2:3] + data[4:]
 
 
-def _rdata(rr: Rr):  # noqa: ANN202 - dnslib's RD subclasses
+def _rdata(rr: Rr) -> RD | None:
     value = rr.value
     if rr.rtype == "A":
         return A(value)
@@ -73,11 +73,6 @@ class DnsServer:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._running = False
-        self.queries = 0
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self._ctx.dns_address
 
     def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -104,13 +99,13 @@ class DnsServer:
         while self._running:
             try:
                 data, peer = sock.recvfrom(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 break
             try:
                 reply = self.handle(data, peer[0])
-            except Exception:  # noqa: BLE001 - one bad packet must not stop the server
+            except Exception:  # one bad packet must not stop the server
                 log.exception("dns query failed")
                 continue
             if reply is not None:
@@ -121,7 +116,6 @@ class DnsServer:
 
     def handle(self, data: bytes, source_ip: str) -> bytes | None:
         """The wire reply for one query (None: not even a header to answer)."""
-        self.queries += 1
         try:
             request = DNSRecord.parse(data)
         except (DNSError, struct.error, ValueError):
@@ -178,7 +172,7 @@ class DnsServer:
         return packed
 
     @staticmethod
-    def _add_soa(reply: DNSRecord, zone) -> None:  # noqa: ANN001 - moto FakeZone
+    def _add_soa(reply: DNSRecord, zone: Any) -> None:
         """Negative answers carry the zone's SOA in the authority section (RFC 2308)."""
         for rs in list(zone.rrsets):
             if str(rs.type).upper() == "SOA":

@@ -7,10 +7,10 @@ staggered schedule (scaled RequestInterval, random phase, small jitter). One asy
 in one thread runs every schedule and every probe: a hung endpoint costs an open socket,
 not a thread, and idle keep-alive connections are reused.
 
-Modelling choice (docs/BRIEF.md): a checker's verdict flips only after FailureThreshold
-consecutive opposite results; it reports its verdict with the text of its latest result
-consistent with it; the check is healthy when MORE than 18% of verdicts are healthy.
-Inverted flips results; Disabled checks are not probed and are healthy.
+Modelling choice (docs/local-cloud.md, "Health-check modelling choice"): a checker's verdict
+flips only after FailureThreshold consecutive opposite results; it reports its verdict with the
+text of its latest result consistent with it; the check is healthy when MORE than 18% of
+verdicts are healthy. Inverted flips results; Disabled checks are not probed and are healthy.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import random
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from gameday.localcloud.motoglue import access as moto_access
 from gameday.localcloud.process.context import CHECKER_REGIONS, CloudContext
@@ -113,7 +114,7 @@ def _int(value: Any, default: int) -> int:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _flip(text: str) -> str:
@@ -385,7 +386,7 @@ class HealthCheckerFleet:
                 self._schedule_first(state)
             for callback in self._tick_listeners:
                 callback()
-        except Exception:  # noqa: BLE001 - a bad tick must not stop discovery for ever
+        except Exception:  # a bad tick must not stop discovery for ever
             log.exception("route53 discovery tick failed")
         loop.call_later(self._discovery_interval, self._discovery_tick)
 
@@ -441,7 +442,7 @@ class HealthCheckerFleet:
                 ok, text = False, spec
             else:
                 ok, text = await self._probe(spec, state.hc_id)
-        except Exception as exc:  # noqa: BLE001 - every failure is a result, never a crash
+        except Exception as exc:  # every failure is a result, never a crash
             ok, text = False, f"Failure: {exc.__class__.__name__}: {exc}"
         self._max_probe = max(self._max_probe, time.monotonic() - started)
         self._apply(state, checker, hc, ok, text)
@@ -571,5 +572,5 @@ class HealthCheckerFleet:
         for callback in self._listeners:
             try:
                 callback(state.hc_id, healthy)
-            except Exception:  # noqa: BLE001 - one bad listener must not stop the others
+            except Exception:  # one bad listener must not stop the others
                 log.exception("health listener failed")

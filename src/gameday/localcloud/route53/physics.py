@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameday.localcloud.route53 import api as route53_api
 from gameday.localcloud.process.context import CloudContext
+from gameday.localcloud.route53 import api as route53_api
 from gameday.localcloud.route53.dns_answers import DnsAnswers
 from gameday.localcloud.route53.dns_server import DnsServer
 from gameday.localcloud.route53.health_checkers import HealthCheckerFleet
