@@ -10,10 +10,12 @@ optional key would otherwise fall back to a default without a word).
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -70,7 +72,7 @@ class Table:
 
 @dataclass(frozen=True)
 class Slo:
-    """Targets kept for the verdicts of issue 4; None = not set."""
+    """SLO targets a game day under load is judged by; None = not set."""
 
     detection_s: float | None = None
     dns_shift_s: float | None = None
@@ -187,7 +189,7 @@ def parse_deployment(data: Any, source: str = "<dict>") -> Deployment:
     )
 
 
-def _parse_table(v: "_Validator", raw: Any) -> Table:
+def _parse_table(v: _Validator, raw: Any) -> Table:
     table = v.mapping(raw, "table", "a mapping {name, version, region_attribute}")
     v.known_keys(table, "table", {"name", "version", "region_attribute"})
     name = v.string(v.required(table, "name", "table"), "table.name")
@@ -204,7 +206,7 @@ def _parse_table(v: "_Validator", raw: Any) -> Table:
     return Table(name=name, version=version, region_attribute=attribute)
 
 
-def _parse_regions(v: "_Validator", raw: Any, routing: str) -> tuple[Region, ...]:
+def _parse_regions(v: _Validator, raw: Any, routing: str) -> tuple[Region, ...]:
     if not isinstance(raw, list):
         v.fail("regions", "a list of regions", raw)
     if len(raw) < 2:
@@ -253,14 +255,14 @@ def _parse_regions(v: "_Validator", raw: Any, routing: str) -> tuple[Region, ...
     return tuple(regions)
 
 
-def _parse_functions(v: "_Validator", raw: Any, where: str) -> Functions:
+def _parse_functions(v: _Validator, raw: Any, where: str) -> Functions:
     f = v.mapping(raw, where, "a mapping {put, get, health}")
     v.known_keys(f, where, set(DEFAULT_FUNCTIONS))
     names = {key: v.string(v.required(f, key, where), f"{where}.{key}") for key in DEFAULT_FUNCTIONS}
     return Functions(**names)
 
 
-def _parse_slo(v: "_Validator", raw: Any) -> Slo:
+def _parse_slo(v: _Validator, raw: Any) -> Slo:
     if raw is None:
         return Slo()
     slo = v.mapping(raw, "slo", "a mapping of " + ", ".join(SLO_FIELDS))
@@ -343,7 +345,7 @@ class _Validator:
     def number(self, raw: Any, path: str, expected: str) -> float:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             self.fail(path, expected, raw)
-        if raw != raw or raw in (float("inf"), float("-inf")):
+        if not math.isfinite(raw):  # NaN and infinities
             self.fail(path, expected, raw)
         return raw
 

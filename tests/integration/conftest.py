@@ -1,10 +1,14 @@
-"""Fixtures for the reporting tests: one real pytest run (subprocess, 2 xdist workers) of a game-day-shaped module
-that uses gameday.report.allure, the HTML report built from its results, and a headless Chromium session."""
+"""Fixtures of the integration tests: the moto server and a Health function on it (tests.support.moto_rig),
+loopback regions and a DNS zone (tests.support.loopback_servers), and for the reporting tests one real pytest
+run (subprocess, 2 xdist workers) of a game-day-shaped module that uses gameday.report.allure, the HTML report
+built from its results, and a headless Chromium session."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.support.loopback_servers import dns_zone, regions  # noqa: F401  (fixtures)
+from tests.support.moto_rig import aws_endpoint, health_function, health_site  # noqa: F401  (fixtures)
 from tests.support.reporting_helpers import Browser, run_sample
 
 

@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.moto_rig import (  # noqa: E402,F401  (fixtures)
+from gameday.aws import AwsClients
+from gameday.faults import FaultNotEffective, FlipHealth, RollbackFailed, RunRecord, Terminated
+from gameday.faults.journal import FaultAlreadyInjected, Journal
+from tests.support.moto_rig import (  # noqa: F401  (_aws_credentials: an autouse fixture)
     REGIONS,
     FunctionUnderTest,
     _aws_credentials,
-    aws_endpoint,
-    health_function,
-    health_site,
     lambda_client,
 )
-
-from gameday.aws import AwsClients  # noqa: E402
-from gameday.faults import FaultNotEffective, FlipHealth, RollbackFailed, RunRecord, Terminated  # noqa: E402
-from gameday.faults.journal import FaultAlreadyInjected, Journal  # noqa: E402
 
 REGION = REGIONS[0]
 
@@ -64,7 +59,7 @@ def test_exception_in_the_body_restores_and_propagates(health_function, journal)
     record = RunRecord()
     with pytest.raises(AssertionError, match="scenario failed"):
         with flip(health_function, journal, run_record=record):
-            assert False, "scenario failed"
+            raise AssertionError("scenario failed")
     assert health_function.env() == before
     assert journal.entries()[0]["state"] == "restored"
     assert record.get("active").status == "failed" and record.get("restore").status == "succeeded"

@@ -11,7 +11,7 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 from gameday.errors import UsageError
 from gameday.load.global_client import GlobalClient, GlobalRequestError
 from gameday.observe.resolver import Resolver
-from tests.support.loopback_servers import DOMAIN, REGION_NAMES, TIME_SCALE, WIRE_TTL, dns_zone, regions  # noqa: F401
+from tests.support.loopback_servers import DOMAIN, REGION_NAMES, TIME_SCALE, WIRE_TTL
 
 CACHE_S = WIRE_TTL * TIME_SCALE
 A, B = REGION_NAMES

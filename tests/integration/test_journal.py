@@ -14,19 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.moto_rig import (  # noqa: E402,F401  (fixtures)
+from gameday.aws import AwsClients
+from gameday.faults import FlipHealth
+from gameday.faults.journal import FaultAlreadyInjected, Journal, env_fingerprint, restore_pending
+from tests.support.moto_rig import (  # noqa: F401  (_aws_credentials: an autouse fixture)
     REGIONS,
     FunctionUnderTest,
     _aws_credentials,
-    aws_endpoint,
-    health_function,
-    health_site,
     lambda_client,
 )
-
-from gameday.aws import AwsClients  # noqa: E402
-from gameday.faults import FlipHealth  # noqa: E402
-from gameday.faults.journal import FaultAlreadyInjected, Journal, env_fingerprint, restore_pending  # noqa: E402
 
 REGION = REGIONS[0]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ import requests
 from gameday.aws import AwsClients
 from gameday.deployment import Deployment
 from gameday.faults import FlipHealth
-from gameday.faults.lambda_env import environment_of
 from gameday.faults.journal import Journal
+from gameday.faults.lambda_env import environment_of
 from gameday.observe.dns_answers import TestDNSAnswer, resolver_fetcher, wait_until_excludes, wait_until_includes
 from gameday.observe.route53 import DetectionTimeout, Route53HealthProbe, default_poll_interval
 from gameday.observe.tables import read_item_everywhere, replication_budget, wait_until_item_in_region
@@ -67,7 +67,7 @@ def test_detection_budget_uses_the_checks_own_config(local_cloud, probe):
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["primary", "secondary"])
-def test_flip_is_detected_within_one_poll_of_ground_truth_and_fully_undone(
+def test_flip_is_detected_within_one_poll_of_ground_truth_and_fully_undone(  # noqa: PLR0917 (fixtures)
         local_cloud, clients, probe, steady, tmp_path: Path, index: int):
     region = local_cloud.regions[index]
     hc = region.health_check_id
@@ -143,7 +143,8 @@ with FlipHealth(dep, sys.argv[2], journal=Journal(sys.argv[3])):
 """
 
 
-def test_a_run_killed_mid_fault_is_repaired_by_restore_pending(cloud, local_cloud, clients, probe, steady, tmp_path):
+def test_a_run_killed_mid_fault_is_repaired_by_restore_pending(  # noqa: PLR0917 (fixtures)
+        cloud, local_cloud, clients, probe, steady, tmp_path):
     import os
     import signal
     import subprocess

@@ -4,23 +4,18 @@ waits over a recorded sequence of answers."""
 
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
-import boto3
 import pytest
 
-from tests.support.moto_rig import CREDENTIALS, REGIONS, _aws_credentials, aws_endpoint, make_deployment  # noqa: E402,F401
-
-from gameday.aws import AwsClients  # noqa: E402
-from gameday.observe.dns_answers import (  # noqa: E402
+from gameday.aws import AwsClients
+from gameday.observe.dns_answers import (
     DnsShiftTimeout,
     region_of_answer,
     wait_until_excludes,
     wait_until_includes,
 )
-from gameday.observe.route53 import (  # noqa: E402
+from gameday.observe.route53 import (
     DetectionTimeout,
     Observation,
     Route53HealthProbe,
@@ -28,7 +23,8 @@ from gameday.observe.route53 import (  # noqa: E402
     classify,
     detection_budget,
 )
-from gameday.observe.tables import ItemNotReplicated, read_item_everywhere, wait_until_item_in_region  # noqa: E402
+from gameday.observe.tables import ItemNotReplicated, read_item_everywhere, wait_until_item_in_region
+from tests.support.moto_rig import CREDENTIALS, REGIONS, _aws_credentials, make_deployment  # noqa: F401  (autouse fixture)
 
 
 def obs(ok: int, failing: int) -> list[Observation]:

@@ -10,10 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.reporting_helpers import (AWS_KEY_ID, AWS_SECRET, CANARY, PLAIN_CANARY, TITLES, Browser, as_new_run,
-                               decoded_views, history_entries, report_test_ids)
-
 from gameday.report.html import build_report
+from tests.support.reporting_helpers import (
+    AWS_KEY_ID,
+    AWS_SECRET,
+    CANARY,
+    PLAIN_CANARY,
+    TITLES,
+    Browser,
+    as_new_run,
+    decoded_views,
+    history_entries,
+    report_test_ids,
+)
 
 pytestmark = pytest.mark.xdist_group("reporting-html")  # one sample run and one browser per worker
 

@@ -9,7 +9,7 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday.errors import UsageError
 from gameday.observe.resolver import DnsResolutionError, Resolver, parse_nameserver
-from tests.support.loopback_servers import DOMAIN, REGION_NAMES, TIME_SCALE, WIRE_TTL, dns_zone, host_of, regions  # noqa: F401
+from tests.support.loopback_servers import DOMAIN, REGION_NAMES, TIME_SCALE, WIRE_TTL, host_of
 
 CACHE_S = WIRE_TTL * TIME_SCALE  # 0.6 s
 A, B = REGION_NAMES

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from gameday.measure import metrics
 from gameday.errors import UsageError
+from gameday.measure import metrics
 
 
-def ev(t, ok=True, op="put", region="eu-west-1", latency=0.01, item_id=0, status=None):
+def ev(t, *, ok=True, op="put", region="eu-west-1", latency=0.01, item_id=0, status=None):
     return {"t_start": t, "t_end": t + latency, "op": op, "ok": ok, "status": status or (200 if ok else 500),
             "latency_s": latency, "region": region, "item_id": item_id, "error": None if ok else "HTTP 500"}
 
@@ -54,7 +54,7 @@ def test_outage_runs_from_first_failure_to_last_failure_of_the_bad_period():
 
 def test_failures_before_the_fault_and_stray_failures_after_recovery_do_not_count():
     events = steady(0, 12)
-    for i, e in enumerate(events):
+    for e in events:
         if 1.0 <= e["t_start"] < 1.5 or 5.0 <= e["t_start"] < 6.0:
             e["ok"] = False
     stray = [ev(9.0 + k / 64, ok=(k != 0)) for k in range(1)]  # one failure among many successes

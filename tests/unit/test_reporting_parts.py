@@ -7,13 +7,11 @@ import io
 import json
 import random
 import struct
-import time
 
 import pytest
 
-from gameday.report import charts
 from gameday.report import allure as reporting
-from gameday.report import summary
+from gameday.report import charts, summary
 from gameday.report.html import analytics_left, strip_analytics
 from tests.support.reporting_helpers import decoded_views
 

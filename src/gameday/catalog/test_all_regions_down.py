@@ -11,16 +11,27 @@ EDNS0 client subnet), and restores every region.
 from __future__ import annotations
 
 import contextlib
-import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from gameday.report import allure as reporting
-from gameday.gamedays.failover import FailoverRun
+from gameday.deployment import Deployment
+from gameday.errors import Category
 from gameday.faults.flip_health import FlipHealth
-from gameday.observe import dns_answers
 from gameday.gamedays.scenario_report import reported_scenario
-from gameday.gamedays.under_load import categorised_failures, fail, poll_interval, wait_all_healthy
+from gameday.gamedays.steps import categorised_failures, fail, wait_all_healthy
+from gameday.observe import dns_answers
+from gameday.records import RunRecord
+from gameday.report import allure as reporting
+
+
+def _first_region_is(dep: Deployment, expected: list[str]) -> Callable[[list[str]], bool]:
+    return lambda answers: [r for r in dns_answers.regions_in(dep, answers) if r][:1] == expected
+
+
+def _regions_are(dep: Deployment, regions: set[str]) -> Callable[[list[str]], bool]:
+    return lambda answers: {r for r in dns_answers.regions_in(dep, answers) if r} == regions
 
 
 def _expected(dep, client_region: str | None) -> list[str]:
@@ -36,14 +47,14 @@ def _expected(dep, client_region: str | None) -> list[str]:
 def test_all_regions_down(gameday_for_routing, routing: str) -> None:
     session = gameday_for_routing(routing)
     dep = session.deployment
-    poll_s = poll_interval(dep)
+    poll_s = session.poll_s
     clients = [r.name for r in dep.regions if r.client_address] if routing == "latency" else [None]
-    run = FailoverRun(scenario=f"all_regions_down_{routing}", failed_region="all")
+    run = RunRecord(scenario=f"all_regions_down_{routing}", failed_region="all")
     with reported_scenario(session, run, feature="All regions down",
                            story=f"Every health check fails: {routing} routing answers as documented"), \
             categorised_failures(run):
         if routing == "latency" and not clients:
-            raise fail(run, "harness_error", "latency routing: no region has a client_address to ask as")
+            raise fail(run, Category.HARNESS_ERROR, "latency routing: no region has a client_address to ask as")
         with reporting.phase("steady state") as entry:
             entry.update(health=wait_all_healthy(session, poll_s))
             steady = {c: dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False)()
@@ -60,36 +71,35 @@ def test_all_regions_down(gameday_for_routing, routing: str) -> None:
                     wait = session.health.wait_until(region.health_check_id, healthy=False, region=region.name,
                                                      poll_s=poll_s, on_progress=session.progress.health)
                     detection[region.name] = round(wait.reached_at - run.marks["fault"], 4)
-                run.marks["detected"] = time.time()
+                run.mark("detected")
                 run.figures["detection_by_region_s"] = detection
                 run.figures["detection_s"] = max(detection.values())
                 entry.update(detection_s=detection)
             with reporting.phase(f"{routing} answer with every record unhealthy") as entry:
                 budget = dns_answers.dns_shift_budget(0.0, dep, through_resolver=False) + 5.0
-                answered = {}
+                answered: dict[str, dict[str, Any]] = {}
                 for c in clients:
                     expected = _expected(dep, c)
                     fetch = dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False)
                     wait = dns_answers.wait_until_answer(
-                        fetch, lambda a, expected=expected: [r for r in dns_answers.regions_in(dep, a) if r][:1]
-                        == expected, budget, poll_s, describe=f"answer {expected} for client {c}", deployment=dep)
+                        fetch, _first_region_is(dep, expected), budget, poll_s,
+                        describe=f"answer {expected} for client {c}", deployment=dep)
                     answered[str(c)] = {"answers": wait.answers, "regions": dns_answers.regions_in(dep, wait.answers)}
-                run.marks["dns_shift"] = time.time()
+                run.mark("dns_shift")
                 testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), dep)
                 run.evidence["all_down"] = {"dns_answers": answered, "testdnsanswer": testdns.answer()}
                 run.figures["fail_open_regions"] = sorted({r for v in answered.values() for r in v["regions"] if r})
                 entry.update(answers=answered)
-            run.marks["restore"] = time.time()
+            run.mark("restore")
         with reporting.phase("restore every region") as entry:
             entry.update(health=wait_all_healthy(session, poll_s))
             for c in clients:
                 fetch = dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False)
                 back = set(r for r in dns_answers.regions_in(dep, steady[c]) if r)
                 dns_answers.wait_until_answer(
-                    fetch, lambda a, back=back: set(r for r in dns_answers.regions_in(dep, a) if r) == back,
-                    dns_answers.dns_shift_budget(5.0, dep, through_resolver=False), poll_s,
+                    fetch, _regions_are(dep, back), dns_answers.dns_shift_budget(5.0, dep, through_resolver=False), poll_s,
                     describe=f"steady answer {sorted(back)} for client {c}", deployment=dep)
-            run.marks["recovered"] = time.time()
+            run.mark("recovered")
         if routing == "failover":
             run.findings.append(f"all regions down: failover routing answered only the primary "
                                 f"{run.figures['fail_open_regions']} (documented: both unhealthy -> primary)")

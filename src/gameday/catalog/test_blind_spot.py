@@ -21,15 +21,16 @@ import time
 
 import pytest
 
-from gameday.measure import metrics
-from gameday.report import allure as reporting
-from gameday.gamedays.failover import FailoverRun
+from gameday.errors import Category
 from gameday.faults.concurrency import ThrottleFunction
-from gameday.load.global_client import GlobalClient
-from gameday.observe import dns_answers
 from gameday.gamedays.scenario_report import reported_scenario
+from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_all_healthy, wait_for
+from gameday.load.global_client import GlobalClient
 from gameday.load.traffic import Traffic
-from gameday.gamedays.under_load import Throttled, categorised_failures, fail, poll_interval, wait_all_healthy, wait_for
+from gameday.measure import metrics
+from gameday.observe import dns_answers
+from gameday.records import RunRecord
+from gameday.report import allure as reporting
 
 RATE = 60.0
 
@@ -37,11 +38,11 @@ RATE = 60.0
 @pytest.mark.destructive
 def test_blind_spot_put_throttled_health_ok(gameday) -> None:
     dep = gameday.deployment
-    poll_s = poll_interval(dep)
+    poll_s = gameday.poll_s
     resolver_now = dns_answers.resolver_fetcher(gameday.resolver, dep.domain, cached=False)
     steady = [r for r in dns_answers.regions_in(dep, resolver_now()) if r]
     region = dep.region(steady[0] if steady else dep.regions[0].name)
-    run = FailoverRun(scenario="blind_spot", failed_region=region.name)
+    run = RunRecord(scenario="blind_spot", failed_region=region.name)
     config = gameday.health.health_check_config(region.health_check_id)
     interval, threshold = float(config.get("RequestInterval", 30)), float(config.get("FailureThreshold", 3))
     # Four times the documented detection time, plus one TTL for DNS: long enough to be sure.
@@ -58,10 +59,10 @@ def test_blind_spot_put_throttled_health_ok(gameday) -> None:
         dns_seen: list[dict] = []
         try:
             traffic.start()
-            wait_for(lambda: traffic.progress().acked_writes >= 10, budget_s=30.0, poll_s=0.05)
+            wait_for(lambda: traffic.progress().acked_writes >= 10, budget_s=30.0, poll_s=poll_s)
             with ThrottleFunction(dep, region.name, function="put", clients=gameday.clients,
                                   journal=gameday.journal) as fault:
-                run.marks["fault"] = fault.injected_at
+                run.mark("fault", fault.injected_at)
                 verified_t = time.time()  # the regional route answered "throttled": in effect from here
                 run.evidence["fault"] = {"region": region.name, "function": fault.function,
                                          "reserved_concurrency": 0, "before": fault.before,
@@ -83,19 +84,19 @@ def test_blind_spot_put_throttled_health_ok(gameday) -> None:
 
                     detected, _ = wait_for(still_healthy, budget_s=window_s, poll_s=poll_s)
                     if detected:
-                        run.marks["detected"] = health_seen[-1]["t"]
+                        run.mark("detected", health_seen[-1]["t"])
                     entry.update(detected=detected, polls=len(health_seen))
-                run.marks["restore"] = time.time()
-            run.evidence["fault_journal"] = fault.record.to_dict()
+                run.mark("restore")
+            run.evidence["fault_journal"] = fault.record.phase_dicts()
             run.evidence["restore"] = fault.restore_detail
             # Traffic after the restore: the writes recover (the end of the client-visible outage).
             wait_for(lambda: time.time() >= run.marks["restore"] + max(0.5, 2 * dep.record_ttl_s * dep.time_scale),
-                     budget_s=30.0, poll_s=0.05)
+                     budget_s=30.0, poll_s=poll_s)
         finally:
             traffic.stop()
             client.close()
         events = traffic.events()
-        run.traffic_events = events
+        run.traffic = events
         run.evidence["health_observations"] = health_seen
         run.evidence["dns_answers"] = dns_seen[-20:]
         fault_t, restore_t = run.marks["fault"], run.marks["restore"]
@@ -105,7 +106,7 @@ def test_blind_spot_put_throttled_health_ok(gameday) -> None:
         # A throttled write's 500 comes from API Gateway, without the handler's region header: such an
         # event names the address it went to, so the region is known by its name or its addresses.
         names = {region.name, region.api_url_host, region.client_address} - {None}
-        names |= {answer for p in dns_seen for answer, r in zip(p["answers"], p["regions"]) if r == region.name}
+        names |= {answer for p in dns_seen for answer, r in zip(p["answers"], p["regions"], strict=True) if r == region.name}
         puts = [e for e in during if e["op"] == "put" and e["region"] in names]
         failed_puts = [e for e in puts if not e["ok"]]
         gets_ok = [e for e in during if e["op"] == "get" and e["ok"]]
@@ -122,10 +123,10 @@ def test_blind_spot_put_throttled_health_ok(gameday) -> None:
             **{k: figures[k] for k in ("latency_before_p50_s", "latency_during_p50_s")})
         statuses = sorted({e["status"] for e in failed_puts if e["status"] is not None})
         if not puts:
-            raise fail(run, "fault_not_effective", f"no write through {dep.domain} reached {region.name} while its "
+            raise fail(run, Category.FAULT_NOT_EFFECTIVE, f"no write through {dep.domain} reached {region.name} while its "
                                                    f"PutItem was throttled (DNS: {dns_seen[-1:]})")
         if len(failed_puts) < len(puts):
-            raise fail(run, "fault_not_effective", f"{len(puts) - len(failed_puts)} of {len(puts)} writes to "
+            raise fail(run, Category.FAULT_NOT_EFFECTIVE, f"{len(puts) - len(failed_puts)} of {len(puts)} writes to "
                                                    f"{region.name} succeeded while its PutItem was throttled")
         aws_window = window_s / dep.time_scale
         if run.figures["blind_spot"]:

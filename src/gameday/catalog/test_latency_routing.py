@@ -10,18 +10,20 @@ background traffic from every client honouring the TTL (timeline, failback from 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from gameday.measure import metrics
-from gameday.report import allure as reporting
-from gameday.gamedays.failover import FailoverRun
+from gameday.errors import Category
 from gameday.faults.flip_health import FlipHealth
-from gameday.load.global_client import GlobalClient
-from gameday.observe import dns_answers
 from gameday.gamedays.scenario_report import reported_scenario
+from gameday.gamedays.steps import categorised_failures, fail, wait_all_healthy, wait_for
+from gameday.load.global_client import GlobalClient
 from gameday.load.traffic import Traffic
-from gameday.gamedays.under_load import categorised_failures, fail, poll_interval, wait_all_healthy, wait_for
+from gameday.measure import metrics
+from gameday.observe import dns_answers
+from gameday.records import RunRecord
+from gameday.report import allure as reporting
 
 RATE_PER_CLIENT = 30.0
 
@@ -39,10 +41,10 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
     dep = session.deployment
     if failed_region not in dep.region_names:
         pytest.skip(f"{failed_region} is not a region of the latency-routed deployment ({dep.region_names})")
-    poll_s = poll_interval(dep)
+    poll_s = session.poll_s
     clients = [r.name for r in dep.regions]
     others = [c for c in clients if c != failed_region]
-    run = FailoverRun(scenario="latency_routing", failed_region=failed_region)
+    run = RunRecord(scenario="latency_routing", failed_region=failed_region)
     fetch = {c: dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False) for c in clients}
 
     def answered(c: str) -> list[str]:
@@ -53,7 +55,7 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
             categorised_failures(run):
         missing = [r.name for r in dep.regions if not r.client_address]
         if missing:
-            raise fail(run, "harness_error", f"regions without client_address (needed as EDNS0 client subnet): "
+            raise fail(run, Category.HARNESS_ERROR, f"regions without client_address (needed as EDNS0 client subnet): "
                                              f"{missing}")
         traffic = {c: Traffic.from_deployment(dep, region=c, rate=RATE_PER_CLIENT, write_ratio=0.5, threads=4)
                    for c in clients}
@@ -62,18 +64,18 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
                 t.start()
             with reporting.phase("steady state: every client served by its own region") as entry:
                 entry.update(health=wait_all_healthy(session, poll_s))
-                before = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
+                before: dict[str, dict[str, Any]] = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
                 run.evidence["steady_state"] = before
                 wrong = {c: v for c, v in before.items() if v["dns"][:1] != [c] or v["served_by"] != c}
                 if wrong:
-                    raise fail(run, "wrong_region", f"steady state: clients not served by their own region: {wrong}")
+                    raise fail(run, Category.WRONG_REGION, f"steady state: clients not served by their own region: {wrong}")
             with FlipHealth(dep, failed_region, clients=session.clients, journal=session.journal) as fault:
-                run.marks["fault"] = fault.injected_at
+                run.mark("fault", fault.injected_at)
                 with reporting.phase("detect") as entry:
                     wait = session.health.wait_until(dep.region(failed_region).health_check_id, healthy=False,
                                                      region=failed_region, poll_s=poll_s,
                                                      on_progress=session.progress.health)
-                    run.marks["detected"] = wait.reached_at
+                    run.mark("detected", wait.reached_at)
                     run.figures["detection_s"] = round(wait.reached_at - fault.injected_at, 4)
                     run.evidence["health_observations"] = [
                         {"t": p.t, "region": failed_region, "failing": p.failing, "total": p.total}
@@ -82,52 +84,52 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
                 with reporting.phase(f"client of {failed_region} moves to another region") as entry:
                     budget = dns_answers.dns_shift_budget(wait.budget_s, dep, through_resolver=False)
                     shift = dns_answers.wait_until_excludes(fetch[failed_region], dep, failed_region, budget, poll_s)
-                    run.marks["dns_shift"] = shift.reached_at
+                    run.mark("dns_shift", shift.reached_at)
                     run.figures["dns_shift_s"] = round(shift.reached_at - fault.injected_at, 4)
-                    during = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
+                    during: dict[str, dict[str, Any]] = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
                     run.evidence["during"] = during
                     run.survivor = during[failed_region]["served_by"]
                     entry.update(during=during)
                     if during[failed_region]["served_by"] in (None, failed_region):
-                        raise fail(run, "wrong_region", f"a client of {failed_region} was served by "
+                        raise fail(run, Category.WRONG_REGION, f"a client of {failed_region} was served by "
                                                         f"{during[failed_region]['served_by']} while it is down")
                     moved = {c: during[c] for c in others if during[c]["served_by"] != c}
                     if moved:
-                        raise fail(run, "wrong_region", f"clients of healthy regions moved: {moved}")
+                        raise fail(run, Category.WRONG_REGION, f"clients of healthy regions moved: {moved}")
                 with reporting.phase(f"TTL-honouring client of {failed_region} follows") as entry:
                     cached = dns_answers.resolver_fetcher(traffic[failed_region].client.resolver, dep.domain,
                                                           region=failed_region, cached=True)
                     follow = dns_answers.wait_until_excludes(cached, dep, failed_region,
                                                              budget + dep.record_ttl_s * dep.time_scale, poll_s)
-                    run.marks["client_dns_shift"] = follow.reached_at
+                    run.mark("client_dns_shift", follow.reached_at)
                     run.figures["client_dns_shift_s"] = round(follow.reached_at - fault.injected_at, 4)
                     # traffic of that client is served elsewhere for a while (a few polls), then restore
                     moved_at = follow.reached_at + 5 * poll_s
                     wait_for(lambda: time.time() >= moved_at, budget_s=60.0, poll_s=poll_s)
                     entry.update(client_dns_shift_s=run.figures["client_dns_shift_s"])
-                run.marks["restore"] = time.time()
-            run.evidence["fault_journal"] = fault.record.to_dict()
+                run.mark("restore")
+            run.evidence["fault_journal"] = fault.record.phase_dicts()
             with reporting.phase(f"client of {failed_region} back to its own region") as entry:
                 wait_all_healthy(session, poll_s)
                 budget = dns_answers.dns_shift_budget(wait.budget_s, dep, through_resolver=False)
                 back = dns_answers.wait_until_includes(fetch[failed_region], dep, failed_region, budget, poll_s)
-                run.marks["recovered"] = back.reached_at
-                after = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
+                run.mark("recovered", back.reached_at)
+                after: dict[str, dict[str, Any]] = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
                 run.evidence["after"] = after
                 entry.update(after=after)
                 wrong = {c: v for c, v in after.items() if v["served_by"] != c}
                 if wrong:
-                    raise fail(run, "wrong_region", f"after the restore clients not served by their own region: "
+                    raise fail(run, Category.WRONG_REGION, f"after the restore clients not served by their own region: "
                                                     f"{wrong}")
             # Long enough for TTL-honouring clients to follow (cache = TTL x time scale).
             follow = run.marks["recovered"] + 2 * dep.record_ttl_s * dep.time_scale + 0.5
-            wait_for(lambda: time.time() >= follow, budget_s=60.0, poll_s=0.05)
+            wait_for(lambda: time.time() >= follow, budget_s=60.0, poll_s=poll_s)
         finally:
             for t in traffic.values():
                 t.stop()
                 t.client.close()
         events = {c: t.events() for c, t in traffic.items()}
-        run.traffic_events = [e for c in clients for e in events[c]]
+        run.traffic = [e for c in clients for e in events[c]]
         mine = events[failed_region]
         figures = metrics.summarize(mine, run.marks, restored_region=failed_region, time_scale=dep.time_scale)
         run.figures.update(
@@ -137,10 +139,10 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
             served_by_client={c: _count_by_region(events[c]) for c in clients})
         away = [e for e in mine if e["ok"] and run.marks["client_dns_shift"] <= e["t_start"] < run.marks["restore"]]
         if not away or any(e["region"] == failed_region for e in away):
-            raise fail(run, "wrong_region", f"traffic of the {failed_region} client was not served by another region "
+            raise fail(run, Category.WRONG_REGION, f"traffic of the {failed_region} client was not served by another region "
                                             f"while {failed_region} was down: {_count_by_region(away)}")
         if figures["failback_s"] is None:
-            raise fail(run, "wrong_region", f"traffic of the {failed_region} client did not return to "
+            raise fail(run, Category.WRONG_REGION, f"traffic of the {failed_region} client did not return to "
                                             f"{failed_region} after the restore: {_count_by_region(mine)}")
 
 

@@ -18,13 +18,16 @@ from typing import Any
 import pytest
 import requests
 
-from gameday.report import allure as reporting
-from gameday.gamedays.failover import FailoverRun
+from gameday import timing
+from gameday.errors import Category
 from gameday.faults.replication import PauseReplication, replication_status
-from gameday.observe import tables
 from gameday.gamedays.scenario_report import reported_scenario
+from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_for
+from gameday.gamedays.under_load import read_items
 from gameday.load.traffic import make_event, new_id_base
-from gameday.gamedays.under_load import Throttled, categorised_failures, fail, read_items, wait_for
+from gameday.observe import tables
+from gameday.records import RunRecord
+from gameday.report import allure as reporting
 
 ONE_SIDED_PER_REGION = 100
 CONFLICTING = 50
@@ -33,7 +36,7 @@ HTTP_TIMEOUT_S = (3.05, 10.0)
 
 
 def _write(session: requests.Session, api_url: str, region: str, item_id: int, name: str) -> dict[str, Any]:
-    """POST /item straight to one region; a traffic event (BRIEF shape) plus the value written."""
+    """POST /item straight to one region; a traffic event (load.traffic.make_event) plus the value written."""
     t_start = time.time()
     started = time.perf_counter()
     status, error, served = None, None, region
@@ -57,7 +60,7 @@ def _write(session: requests.Session, api_url: str, region: str, item_id: int, n
 def test_replication_paused_then_resumed(gameday) -> None:
     dep = gameday.deployment
     paused, other = dep.regions[0], dep.regions[1]
-    run = FailoverRun(scenario="replication_pause", failed_region=paused.name)
+    run = RunRecord(scenario="replication_pause", failed_region=paused.name)
     say = Throttled(gameday)
     with reported_scenario(gameday, run, feature="Replication paused",
                            story="Both sides write while replication is held; they converge on resume"), \
@@ -81,7 +84,7 @@ def test_replication_paused_then_resumed(gameday) -> None:
         with PauseReplication(dep, paused.name, clients=gameday.clients, journal=gameday.journal,
                               on_event=lambda kind, data: gameday.progress.say(f"[{data['region']}] replication "
                                                                                f"{kind.replace('_', ' ')}")) as fault:
-            run.marks["fault"] = fault.injected_at
+            run.mark("fault", fault.injected_at)
             with reporting.phase("write on both sides while paused") as entry:
                 with ThreadPoolExecutor(WRITERS) as pool:
                     jobs = [pool.submit(_write, http, r.api_url, r.name, i, f"{r.name}-only")
@@ -94,7 +97,7 @@ def test_replication_paused_then_resumed(gameday) -> None:
                 say.say(f"{len(acked)} of {len(events)} writes acknowledged while replication is paused")
             with reporting.phase("replication held") as entry:
                 # Longer than replication normally takes: nothing may have crossed.
-                hold_s = max(0.5, 20 * dep.time_scale)
+                hold_s = timing.scaled(20.0, dep.time_scale, floor_s=0.5)
                 crossed: dict[str, int] = {}
 
                 def crossed_now() -> bool:
@@ -104,16 +107,16 @@ def test_replication_paused_then_resumed(gameday) -> None:
                         crossed[r.name] = len(read_items(gameday.clients, dep, r.name, foreign))
                     return any(crossed.values())
 
-                leaked, _ = wait_for(crossed_now, budget_s=hold_s, poll_s=max(0.1, hold_s / 4))
+                leaked, _ = wait_for(crossed_now, budget_s=hold_s, poll_s=gameday.poll_s)
                 status = replication_status(dep.control_url)
                 run.evidence["while_paused"] = {"crossed": crossed, "held": status.get("held"),
                                                 "paused": status.get("paused")}
                 entry.update(crossed=crossed, held=status.get("held"))
                 if leaked:
-                    raise fail(run, "fault_not_effective", f"replication was paused for {paused.name}, yet items "
+                    raise fail(run, Category.FAULT_NOT_EFFECTIVE, f"replication was paused for {paused.name}, yet items "
                                                            f"crossed regions: {crossed}")
-            run.marks["restore"] = time.time()
-        run.evidence["fault_journal"] = fault.record.to_dict()
+            run.mark("restore")
+        run.evidence["fault_journal"] = fault.record.phase_dicts()
         run.evidence["resume"] = fault.restore_detail
 
         expected: dict[int, str] = {}          # id -> the value every region must end with
@@ -134,8 +137,8 @@ def test_replication_paused_then_resumed(gameday) -> None:
                 return wrong == 0
 
             budget = tables.replication_budget(dep)
-            done, _ = wait_for(converged, budget_s=budget, poll_s=max(0.05, 5 * dep.time_scale))
-            run.marks["recovered"] = time.time()
+            done, _ = wait_for(converged, budget_s=budget, poll_s=gameday.poll_s)
+            run.mark("recovered")
             convergence_s = run.marks["recovered"] - run.marks["restore"]
             entry.update(converged=done, convergence_s=convergence_s)
 
@@ -146,7 +149,7 @@ def test_replication_paused_then_resumed(gameday) -> None:
                              if i in views[r.name] and views[r.name][i].get("name") != expected[i])
         lost = sorted({i for ids in missing.values() for i in ids} | set(wrong_value))
         conflicts = [i for i in conflicting if sum(1 for e in acked if e["item_id"] == i) > 1]
-        run.traffic_events = events
+        run.traffic = events
         run.figures.update(
             acked_writes=len(acked), errors=len(events) - len(acked), conflicts=len(conflicts),
             overwritten_by_lww=overwritten, rpo_lost_writes=len(lost), rpo_missing_ids=lost[:1000],
@@ -156,12 +159,12 @@ def test_replication_paused_then_resumed(gameday) -> None:
         run.evidence["conflict_winners"] = {str(i): {r.name: (views[r.name].get(i) or {}).get("name")
                                                      for r in dep.regions} for i in conflicts[:10]}
         if len(acked) < len(events):
-            raise fail(run, "write_failed", f"{len(events) - len(acked)} of {len(events)} direct regional writes "
+            raise fail(run, Category.WRITE_FAILED, f"{len(events) - len(acked)} of {len(events)} direct regional writes "
                                             f"were not acknowledged while replication was paused")
         if lost or not done:
-            raise fail(run, "lost_writes", f"after resume {len(lost)} acknowledged writes are missing or hold "
+            raise fail(run, Category.LOST_WRITES, f"after resume {len(lost)} acknowledged writes are missing or hold "
                                            f"another value than last-writer-wins gives (missing: "
                                            f"{ {r: len(v) for r, v in missing.items()} }; ids: {lost[:20]})")
         if len(conflicts) != CONFLICTING:
-            raise fail(run, "write_failed", f"only {len(conflicts)} of {CONFLICTING} conflicting ids were written on "
+            raise fail(run, Category.WRITE_FAILED, f"only {len(conflicts)} of {CONFLICTING} conflicting ids were written on "
                                             f"both sides")

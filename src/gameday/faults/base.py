@@ -1,51 +1,87 @@
-"""The shape every journalled fault shares: snapshot -> journal -> inject -> verify -> yield ->
-restore exactly on every exit path (pass, assertion, exception, Ctrl-C, SIGTERM).
+"""The protocol every fault follows: snapshot -> journal BEFORE the change -> inject -> verify ->
+yield -> restore exactly on every exit path (pass, assertion, exception, Ctrl-C, SIGTERM).
 
-Why a base class: the order of those steps and the signal handling around the restore are
-what make a fault safe; each fault module only says how to read its state, how to change it
-and how to undo a journal entry (that same function serves `gameday restore`).
+    with ThrottleFunction(deployment, "eu-west-1", journal=journal) as fault:
+        ...   # the fault is active (phase "active") until the block exits
+
+Why one base class: the order of those steps and the signal handling around the restore are
+what make a fault safe. A fault module only says what it targets, how to read its state, how
+to change it, how to see that the change took effect, and how to undo a journal entry (that
+same function serves `gameday restore`, so the run and the repair undo the same way).
+
+- The journal entry is written before anything changes: a run killed right after the change
+  still leaves something to restore. A fault whose write may be refused because the state moved
+  underneath (a conditional write, re-read and retried) calls `journal_before` after every read,
+  so the journal always holds what the write that went through will be undone to.
+- The restore runs with SIGINT/SIGTERM held back; a signal that arrived meanwhile is raised once
+  the restore is done. A failed restore raises RollbackFailed and the entry stays in the journal.
+- A restore detail that mentions drift (the target changed beside the fault) is journalled.
+- A reporting hook (`on_event`) never breaks a fault or its restore: its exceptions are dropped.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from gameday.faults import RollbackFailed, RunRecord, SigtermRaises, Terminated, signals_deferred
-from gameday.faults.journal import Journal
+from gameday import timing
+from gameday.deployment import Deployment
+from gameday.errors import RollbackFailed
+from gameday.faults.journal_file import Journal
+from gameday.faults.signals import SigtermRaises, Terminated, signals_deferred
+from gameday.records import Phase, RunRecord
+
+if TYPE_CHECKING:
+    from gameday.aws import AwsClients
+
+VERIFY_BUDGET_AWS_S = 60.0      # AWS seconds for a change to show its effect (scaled, floored)
+VERIFY_BUDGET_FLOOR_S = 5.0
+
+EventHook = Callable[[str, dict[str, Any]], None]
 
 
 class JournalledFault:
-    """Subclasses set `fault_name` and implement target(), snapshot(), change(), inject(),
-    optionally verify(), and the static `restore_entry(entry, clients) -> detail`."""
+    """Subclasses set `fault_name` and implement target(), snapshot(), change(), inject(), the static
+    `restore_entry(entry, clients) -> detail`, and optionally verify() and describe()."""
 
     fault_name = "fault"
 
-    def __init__(self, deployment: Any, region: str, *, clients: Any = None, journal: Journal | str | None = None,
-                 run_record: RunRecord | None = None,
-                 on_event: Callable[[str, dict[str, Any]], None] | None = None) -> None:
-        from gameday.aws import AwsClients
+    def __init__(self, deployment: Deployment, region: str, *, clients: AwsClients | None = None,
+                 journal: Journal | str | None = None, run_record: RunRecord | None = None,
+                 on_event: EventHook | None = None, verify: bool = True,
+                 verify_budget_s: float | None = None) -> None:
+        from gameday.aws import AwsClients  # boto3 loads only when a fault is made
 
         self.deployment = deployment
         self.region = deployment.region(region)
         self.clients = clients if clients is not None else AwsClients(deployment)
         self.journal = journal if isinstance(journal, Journal) else Journal(journal)
-        self.record = run_record if run_record is not None else RunRecord()
+        self.record = run_record if run_record is not None else RunRecord(scenario=self.fault_name,
+                                                                            failed_region=self.region.name)
+        self.check = verify
+        self.verify_budget_s = verify_budget_s if verify_budget_s is not None else \
+            timing.scaled(VERIFY_BUDGET_AWS_S, deployment.time_scale, floor_s=VERIFY_BUDGET_FLOOR_S)
+        self.poll_s = timing.poll_interval(deployment)
         self._on_event = on_event
         self._sigterm = SigtermRaises()
+        self._active: AbstractContextManager[Phase] | None = None
         self._restored = False
+        self._injected_at: float | None = None
         self.entry: dict[str, Any] | None = None
         self.before: dict[str, Any] | None = None
-        self.injected_at: float | None = None
         self.restored_at: float | None = None
         self.restore_detail: str | None = None
         self.verified: dict[str, Any] = {}
 
     # -- what a fault says about itself -----------------------------------------------
     def target(self) -> dict[str, Any]:
+        """What the fault changes, as journalled: {"region", "function", "endpoint", ...}."""
         raise NotImplementedError
 
     def snapshot(self) -> dict[str, Any]:
+        """The state before the change (only what the change touches), as journalled."""
         raise NotImplementedError
 
     def change(self) -> dict[str, Any]:
@@ -55,40 +91,93 @@ class JournalledFault:
         raise NotImplementedError
 
     def verify(self) -> None:
-        """Raise FaultNotEffective when the change shows no effect (default: nothing to check)."""
+        """Raise FaultNotEffective when the change shows no effect (default: nothing to check).
+        Leave what was seen in `self.verified`: it is the verify phase's output either way."""
+
+    def after(self) -> dict[str, Any] | None:
+        """What to journal about the state right after the change (default: nothing)."""
+        return None
+
+    def describe(self) -> str:
+        """The change in a few words, for messages."""
+        return f"{self.fault_name} on {self.target().get('function')}"
+
+    def inject_output(self) -> dict[str, Any]:
+        """The inject phase's output."""
+        return {"region": self.region.name, "before": self.before, "change": self.change()}
 
     @staticmethod
     def restore_entry(entry: dict[str, Any], clients: Any) -> str:
         raise NotImplementedError
 
+    def undo(self, entry: dict[str, Any]) -> str:
+        """Undo this run's entry (default: the same function `gameday restore` uses)."""
+        return type(self).restore_entry(entry, self.clients)
+
+    # -- the journal, before any change --------------------------------------------------
+    def apply(self) -> None:
+        """Journal the state before, then change it. Override (calling `journal_before` after each
+        read) when the change is a conditional write that may be re-read and retried."""
+        self.journal_before(self.snapshot())
+        self.inject()
+
+    def journal_before(self, before: dict[str, Any]) -> dict[str, Any]:
+        """Journal `before` as what the restore puts back: a new entry the first time (refused with
+        FaultAlreadyInjected if one is pending on the same target), an update after a re-read."""
+        self.before = before
+        if self.entry is None:
+            self.entry = self.journal.begin(self.fault_name, self.target(), before, self.change())
+        elif self.entry.get("before") != before:
+            self.journal.update(self.entry, before=before)
+        return self.entry
+
+    # -- the injected fault --------------------------------------------------------------
+    @property
+    def injected_at(self) -> float:
+        """time.time() when the change was applied (the fault's mark)."""
+        if self._injected_at is None:
+            raise RuntimeError(f"{self.fault_name} in {self.region.name} is not injected")
+        return self._injected_at
+
+    @property
+    def injected(self) -> bool:
+        return self._injected_at is not None
+
     # -- context manager ----------------------------------------------------------------
-    def __enter__(self) -> "JournalledFault":
+    def __enter__(self) -> Self:
         self._sigterm.install()
         try:
             with self.record.phase("inject") as phase:
-                self.before = self.snapshot()
-                # journalled BEFORE the change: a kill right after leaves something to restore
-                self.entry = self.journal.begin(self.fault_name, self.target(), self.before, self.change())
-                self.inject()
-                self.injected_at = time.time()
-                self.journal.update(self.entry, times={"injected": self.injected_at})
-                phase.output = {"region": self.region.name, "before": self.before, "change": self.change()}
-            self._emit("fault_injected", {"t": self.injected_at})
-            with self.record.phase("verify") as phase:
-                try:
-                    self.verify()
-                finally:
-                    phase.output = dict(self.verified)
+                self.apply()
+                self._injected_at = time.time()
+                assert self.entry is not None, f"{type(self).__name__}.apply() did not journal the change"
+                after = self.after()
+                self.journal.update(self.entry, times={"injected": self._injected_at},
+                                    **({"after": after} if after is not None else {}))
+                phase.output = self.inject_output()
+            self._emit("fault_injected", {"t": self._injected_at})
+            if self.check:
+                with self.record.phase("verify") as phase:
+                    try:
+                        self.verify()
+                    finally:
+                        phase.output = dict(self.verified)  # evidence, also for fault_not_effective
         except BaseException as exc:
-            self._finish(exc)
+            self._finish(exc)   # restore (loudly on failure), then the original error goes on
             raise
+        self._active = self.record.phase("active")
+        self._active.__enter__()
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
+        if self._active is not None:
+            active, self._active = self._active, None
+            active.__exit__(exc_type, exc, tb)
         self._finish(exc)
         return False
 
     def _finish(self, exc: BaseException | None) -> None:
+        """Restore exactly, with signals held back; then raise what must be raised."""
         with signals_deferred(after=self._sigterm.release()) as deferred:
             self.restore()
         if deferred and exc is None:
@@ -100,13 +189,13 @@ class JournalledFault:
             return
         with self.record.phase("restore") as phase:
             try:
-                detail = type(self).restore_entry(self.entry, self.clients)
+                detail = self.undo(self.entry)
             except Exception as error:
                 message = f"{type(error).__name__}: {error}".replace("\n", " ")
                 self.journal.mark_restore_failed(self.entry, message)
-                raise RollbackFailed(f"{self.fault_name} in {self.region.name} not undone: {message}; run "
-                                     f"`gameday restore --journal {self.journal.path}`") from error
-            self.journal.mark_restored(self.entry)
+                raise RollbackFailed(f"ROLLBACK FAILED: {self.describe()} in {self.region.name} not undone: "
+                                     f"{message}; run `gameday restore --journal {self.journal.path}`") from error
+            self.journal.mark_restored(self.entry, drift="drift" in detail)
             self._restored = True
             self.restored_at = time.time()
             self.restore_detail = detail
@@ -114,5 +203,12 @@ class JournalledFault:
         self._emit("fault_restored", {"t": self.restored_at, "detail": detail})
 
     def _emit(self, kind: str, data: dict[str, Any]) -> None:
+        payload = {"region": self.region.name, "fault": self.fault_name,
+                   "function": self.target().get("function"), **data}
+        self.record.emit(kind, t=data.get("t"), region=self.region.name,
+                         **{k: v for k, v in payload.items() if k not in ("t", "region")})
         if self._on_event is not None:
-            self._on_event(kind, {"region": self.region.name, "fault": self.fault_name, **data})
+            try:
+                self._on_event(kind, payload)
+            except Exception:  # a reporting hook must never break a fault or its restore
+                pass

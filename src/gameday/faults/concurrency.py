@@ -15,18 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_before_delay, wait_fixed
 
-from gameday.errors import GamedayError
-from gameday.faults import FaultNotEffective
+from gameday import timing
+from gameday.deployment import Deployment
+from gameday.errors import FaultNotEffective, GamedayError
 from gameday.faults.base import JournalledFault
 
 FAULT_NAME = "function_concurrency"
-VERIFY_BUDGET_AWS_S = 60.0
-VERIFY_BUDGET_FLOOR_S = 5.0
 HTTP_TIMEOUT_S = (3.05, 10.0)
-#: the function role -> the route that invokes it, for the effectiveness check
-PROBES = {"put": ("POST", "/item", {}), "get": ("GET", "/item/0", None), "health": ("GET", "/health", None)}
+#: the function role -> the route that invokes it (method, path, JSON body), for the effectiveness check
+PROBES: dict[str, tuple[str, str, dict[str, Any] | None]] = {"put": ("POST", "/item", {}), "get": ("GET", "/item/0", None), "health": ("GET", "/health", None)}
 
 
 def reserved_concurrency(lam: Any, function: str) -> dict[str, Any]:
@@ -41,18 +39,18 @@ class ThrottleFunction(JournalledFault):
 
     fault_name = FAULT_NAME
 
-    def __init__(self, deployment: Any, region: str, *, function: str = "put", reserved: int = 0,
-                 verify: bool = True, verify_budget_s: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, deployment: Deployment, region: str, *, function: str = "put", reserved: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(deployment, region, **kwargs)
         if function not in PROBES:
             raise GamedayError(f"function: expected one of {', '.join(PROBES)}, got {function!r}")
         self.role = function
-        self.function = getattr(self.region.functions, function)
+        self.function: str = getattr(self.region.functions, function)
         self.reserved = int(reserved)
-        self.check = verify and self.reserved == 0
-        self.verify_budget_s = verify_budget_s if verify_budget_s is not None else \
-            max(VERIFY_BUDGET_AWS_S * deployment.time_scale, VERIFY_BUDGET_FLOOR_S)
-        self._poll_s = min(1.0, max(0.02, deployment.time_scale))
+        self.check = self.check and self.reserved == 0   # only "throttled entirely" shows on the route
+
+    def describe(self) -> str:
+        return f"{self.function} reserved concurrency {self.reserved}"
 
     def target(self) -> dict[str, Any]:
         return {"region": self.region.name, "function": self.function, "endpoint": self.clients.endpoint_url}
@@ -69,8 +67,6 @@ class ThrottleFunction(JournalledFault):
 
     def verify(self) -> None:
         """The regional route answers 5xx (throttled) instead of the handler's own answer."""
-        if not self.check:
-            return
         method, path, body = PROBES[self.role]
         url = self.region.api_url.rstrip("/") + path
         seen: list[int] = []
@@ -80,17 +76,14 @@ class ThrottleFunction(JournalledFault):
                 seen.append(response.status_code)
                 return response.status_code
 
-        retrying = Retrying(stop=stop_before_delay(self.verify_budget_s), wait=wait_fixed(self._poll_s),
-                            retry=retry_if_result(lambda code: code < 500)
-                            | retry_if_exception_type(requests.RequestException), reraise=False)
-        try:
-            code = retrying(probe)
-        except RetryError:
-            self.verified = {"url": url, "method": method, "answered": seen[-1:] or None, "attempts": len(seen)}
+        poll = timing.measured_poll(probe, until=lambda code: code >= 500, poll_s=self.poll_s,
+                                    budget_s=self.verify_budget_s, retry_on=(requests.RequestException,))
+        if not poll.reached:
+            self.verified = {"url": url, "method": method, "answered": seen[-1:] or None, **poll.figures()}
             raise FaultNotEffective(f"{self.region.name}: {self.function} reserved concurrency {self.reserved} was "
                                     f"applied, but {method} {url} still answers {seen[-1] if seen else 'nothing'} "
-                                    f"after {self.verify_budget_s:.1f} s") from None
-        self.verified = {"url": url, "method": method, "answered": code, "attempts": len(seen)}
+                                    f"after {self.verify_budget_s:.1f} s")
+        self.verified = {"url": url, "method": method, "answered": poll.value, **poll.figures()}
 
     @staticmethod
     def restore_entry(entry: dict[str, Any], clients: Any) -> str:

@@ -10,19 +10,15 @@ update while one is in progress fails with ResourceConflictException: retried.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception,
-    retry_if_result,
-    stop_after_delay,
-    wait_exponential,
-)
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from gameday import timing
 from gameday.errors import GamedayError
+from gameday.faults.journal_file import fingerprint_matches
 
 UPDATE_BUDGET_S = 120.0  # AWS: an environment update is Successful within seconds; waiters allow minutes
 RETRYABLE_CODES = ("ResourceConflictException", "PreconditionFailedException", "TooManyRequestsException")
@@ -56,24 +52,21 @@ def wait_until_updated(lam: Any, function: str, budget_s: float = UPDATE_BUDGET_
         # A function that was never updated may report no LastUpdateStatus at all: nothing pending.
         return config.get("LastUpdateStatus") or "Successful"
 
-    retrying = Retrying(
-        stop=stop_after_delay(budget_s),
-        wait=wait_exponential(multiplier=min(poll_s, 0.05), max=poll_s),
-        retry=retry_if_result(lambda c: status(c) == "InProgress") | retry_if_exception(_retryable),
-        reraise=False,
-    )
-    try:
-        config = retrying(read_configuration, lam, function)
-    except RetryError as exc:
+    # A quick first look (most updates are done within milliseconds), backing off to poll_s.
+    poll = timing.measured_poll(lambda: read_configuration(lam, function), until=lambda c: status(c) != "InProgress",
+                                poll_s=poll_s, budget_s=budget_s, retry_on=_retryable,
+                                wait=wait_exponential(multiplier=min(poll_s, 0.05), max=poll_s))
+    config = poll.value
+    if not poll.reached or config is None:
         raise LambdaUpdateFailed(
-            f"{function}: LastUpdateStatus not Successful after {budget_s:.1f} s") from exc
+            f"{function}: LastUpdateStatus not Successful after {budget_s:.1f} s") from poll.error
     if status(config) != "Successful":
         reason = config.get("LastUpdateStatusReason") or "no reason given"
         raise LambdaUpdateFailed(f"{function}: LastUpdateStatus {status(config)}: {reason}")
     return config
 
 
-def merge_environment(lam: Any, function: str, changes: dict[str, str | None],
+def merge_environment(lam: Any, function: str, changes: dict[str, str | None], *,
                       budget_s: float = UPDATE_BUDGET_S, poll_s: float = 1.0,
                       on_read: Callable[[dict[str, str]], None] | None = None,
                       ) -> tuple[dict[str, str], dict[str, str]]:
@@ -102,6 +95,7 @@ def merge_environment(lam: Any, function: str, changes: dict[str, str | None],
             lam.update_function_configuration(**kwargs)
         return before, after
 
+    # a retried write (a conflict re-reads first), not a wait: bounded by the same budget
     retrying = Retrying(
         stop=stop_after_delay(budget_s),
         wait=wait_exponential(multiplier=min(poll_s, 0.05), max=poll_s),
@@ -120,8 +114,6 @@ def restore_entry(entry: dict[str, Any], clients: Any, budget_s: float = UPDATE_
 
     Returns a one-line detail (values of the changed keys only, never the whole map).
     """
-    from gameday.faults.journal import fingerprint_matches
-
     target = entry["target"]
     function = target["function"]
     lam = clients.lambda_(target["region"])

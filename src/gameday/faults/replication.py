@@ -17,7 +17,8 @@ from typing import Any
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from gameday.errors import GamedayError, UsageError
+from gameday.deployment import Deployment
+from gameday.errors import FaultNotEffective, GamedayError, UsageError
 from gameday.faults.base import JournalledFault
 
 HTTP_TIMEOUT_S = (3.05, 10.0)
@@ -43,6 +44,7 @@ def _control(control_url: str, method: str, path: str, body: dict[str, Any] | No
             raise ControlError(f"{method} {url} answered {response.status_code}: {response.text[:200]}")
         return response.json()
 
+    # a retried call (the control endpoint may still be starting), not a wait
     retrying = Retrying(stop=stop_after_delay(CONTROL_BUDGET_S), wait=wait_fixed(0.1), reraise=True,
                         retry=retry_if_exception_type(requests.ConnectionError))
     return retrying(call)
@@ -53,7 +55,7 @@ def replication_status(control_url: str) -> dict[str, Any]:
     return _control(control_url, "GET", "/replication/status")
 
 
-def control_url_of(deployment: Any) -> str:
+def control_url_of(deployment: Deployment) -> str:
     url = getattr(deployment, "control_url", None)
     if not url:
         raise UsageError("replication faults need the local cloud's control endpoint (deployment control_url); "
@@ -62,10 +64,9 @@ def control_url_of(deployment: Any) -> str:
 
 
 class _ReplicationFault(JournalledFault):
-    def __init__(self, deployment: Any, region: str, **kwargs: Any) -> None:
+    def __init__(self, deployment: Deployment, region: str, **kwargs: Any) -> None:
         self.control_url = control_url_of(deployment)
         super().__init__(deployment, region, **kwargs)
-        self.released: int | None = None   # deliveries released on resume (pause only)
 
     def target(self) -> dict[str, Any]:
         return {"region": self.region.name, "function": "replication", "endpoint": self.clients.endpoint_url,
@@ -79,6 +80,10 @@ class _ReplicationFault(JournalledFault):
         listed, _, _ = ACTIONS[self.fault_name]
         return {listed: True}
 
+    def describe(self) -> str:
+        listed, _, _ = ACTIONS[self.fault_name]
+        return f"replication {listed}"
+
     def inject(self) -> None:
         _, inject, _ = ACTIONS[self.fault_name]
         _control(self.control_url, "POST", f"/replication/{inject}", {"region": self.region.name})
@@ -88,8 +93,6 @@ class _ReplicationFault(JournalledFault):
         now = replication_status(self.control_url).get(listed, [])
         self.verified = {listed: now}
         if self.region.name not in now:
-            from gameday.faults import FaultNotEffective
-
             raise FaultNotEffective(f"replication {listed} was requested for {self.region.name}, "
                                     f"but the local cloud reports {listed}={now}")
 

@@ -5,65 +5,26 @@ steady state -> flip health to 404 -> Route 53 reports the region unhealthy (det
 surviving region (evidence: the item as read in every region) -> read back -> restore
 -> healthy again and DNS answers as before -> the item reached the restored region.
 
-Every wait is a measured poll (probes/); every verdict carries what was seen. A failed
-step raises AssertionError whose message starts with its category (reporting.categorised).
+Every wait is a measured poll (timing.measured_poll); every verdict carries what was seen. A
+failed step raises ScenarioFailed (an AssertionError) whose message starts with its category.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from gameday.report import allure as reporting
-from gameday.faults import FaultNotEffective, RollbackFailed
+from gameday.errors import Category, ScenarioError, ScenarioFailed, categorised
 from gameday.faults.flip_health import FlipHealth
+from gameday.gamedays.session import GamedaySession
 from gameday.load.global_client import GlobalClient, GlobalRequestError
 from gameday.observe import dns_answers, tables
 from gameday.observe.route53 import DetectionTimeout
-from gameday.gamedays.session import GamedaySession
+from gameday.records import RunRecord
+from gameday.report import allure as reporting
 
 ITEM_NAME_PREFIX = "gameday"
-
-
-class ScenarioFailed(AssertionError):
-    """A verification failed; the message starts with its category."""
-
-    def __init__(self, category: str, message: str) -> None:
-        super().__init__(reporting.categorised(category, message))
-        self.category = category
-
-
-@dataclass
-class FailoverRun:
-    """What one failover game day saw: marks (time.time()), figures and evidence."""
-
-    scenario: str
-    failed_region: str
-    survivor: str | None = None
-    marks: dict[str, float | None] = field(default_factory=dict)
-    figures: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, Any] = field(default_factory=dict)
-    failure_category: str | None = None
-    error: str | None = None
-    findings: list[str] = field(default_factory=list)   # what a game day found that is not a failure
-    traffic_events: list[dict[str, Any]] = field(default_factory=list, repr=False)  # drawn as the timeline
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "scenario": self.scenario,
-            "failed_region": self.failed_region,
-            "survivor": self.survivor,
-            "detection_s": self.figures.get("detection_s"),
-            "dns_shift_s": self.figures.get("dns_shift_s"),
-            "verdict": "fail" if self.failure_category or self.error else "pass",
-            "failure_category": self.failure_category,
-            "error": self.error,
-            "marks": self.marks,
-            "metrics": self.figures,
-            "evidence": self.evidence,
-            "findings": list(self.findings),
-        }
 
 
 def new_item_id() -> int:
@@ -71,21 +32,16 @@ def new_item_id() -> int:
     return int(time.time() * 1_000_000) % 10**15
 
 
-def _poll_s(session: GamedaySession) -> float:
-    """A fraction of the scaled check interval: the measurement's resolution."""
-    return max(0.02, min(1.0, 10 * session.deployment.time_scale / 5))
-
-
 class RegionFailover:
     """One run of the failover game day for `failed_region`."""
 
     def __init__(self, session: GamedaySession, failed_region: str, *, scenario: str = "region_failover",
-                 between_detection_and_write: Callable[[FailoverRun], None] | None = None) -> None:
+                 between_detection_and_write: Callable[[RunRecord], None] | None = None) -> None:
         self.s = session
         self.dep = session.deployment
         self.failed = self.dep.region(failed_region)
-        self.run = FailoverRun(scenario=scenario, failed_region=failed_region)
-        self.poll_s = _poll_s(session)
+        self.run = RunRecord(scenario=scenario, failed_region=failed_region)
+        self.poll_s = session.poll_s
         self.testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), self.dep)
         # The routing decision now (uncached), and what a client honouring the TTL sees.
         self.dns_now = dns_answers.resolver_fetcher(session.resolver, self.dep.domain, cached=False)
@@ -94,12 +50,12 @@ class RegionFailover:
         self._hook = between_detection_and_write
 
     # -- the procedure --------------------------------------------------------------
-    def execute(self) -> FailoverRun:
+    def execute(self) -> RunRecord:
         try:
             self._steady_state()
             with FlipHealth(self.dep, self.failed.name, clients=self.s.clients, journal=self.s.journal,
                             on_event=self._on_fault_event) as fault:
-                self.run.marks["fault"] = fault.injected_at
+                self.run.mark("fault", fault.injected_at)
                 self.run.evidence["fault"] = {"region": self.failed.name, "function": self.failed.functions.health,
                                               "key": "status", "value": fault.status,
                                               "verified": fault.verified}
@@ -110,23 +66,19 @@ class RegionFailover:
                 item_id = self._write_through_domain()
                 self._verify_where_written(item_id)
                 self._read_back(item_id)
-                self.run.marks["restore"] = time.time()
-            self.run.evidence["fault_journal"] = fault.record.to_dict()
+                self.run.mark("restore")
+            self.run.evidence["fault_journal"] = fault.record.phase_dicts()
             self._recover()
             self._replicated_to_restored(item_id)
         except ScenarioFailed as exc:
-            self.run.failure_category = exc.category
-            self.run.error = str(exc)
+            self.run.fail(exc.category, str(exc))
             raise
-        except (DetectionTimeout, dns_answers.DnsShiftTimeout, tables.ItemNotReplicated,
-                FaultNotEffective, RollbackFailed) as exc:
-            self.run.failure_category = exc.category
-            self.run.error = reporting.categorised(exc.category, str(exc))
+        except ScenarioError as exc:  # a probe's timeout, an ineffective fault, a failed rollback
+            self.run.fail(exc.category, categorised(exc.category, str(exc)))
             self._evidence_of(exc)
             raise ScenarioFailed(exc.category, str(exc)) from exc
         except BaseException as exc:
-            self.run.failure_category = "harness_error"
-            self.run.error = f"{type(exc).__name__}: {exc}"
+            self.run.fail(Category.HARNESS_ERROR, f"{type(exc).__name__}: {exc}")
             raise
         finally:
             self.client.close()
@@ -136,7 +88,7 @@ class RegionFailover:
     def _record_ground_truth(self) -> None:
         """On the local cloud, what really happened and when, beside what the harness measured."""
         fault_t = self.run.marks.get("fault")
-        if self.s.local_cloud is None or fault_t is None:
+        if not self.s.truth.available or fault_t is None:
             return
         try:
             health = self.s.ground_truth("health_status")
@@ -165,21 +117,23 @@ class RegionFailover:
         with reporting.phase("steady state") as entry:
             for region in self.dep.regions:
                 wait = self.s.health.wait_until(region.health_check_id, healthy=True, region=region.name,
-                                                on_progress=self.s.progress.health)
+                                                poll_s=self.poll_s, on_progress=self.s.progress.health)
                 entry.setdefault("health", {})[region.name] = f"{wait.final.total - wait.final.failing}/{wait.final.total} healthy"
             answers = self.dns_now()
             if not answers:
-                raise ScenarioFailed("no_dns_shift", f"steady state: {self.dep.domain} has no answer")
+                raise ScenarioFailed(Category.NO_DNS_SHIFT, f"steady state: {self.dep.domain} has no answer")
             self.steady_regions = [r for r in dns_answers.regions_in(self.dep, answers) if r]
             response = self.client.get("/health")
             if response.status >= 400:
-                raise ScenarioFailed("harness_error", f"steady state: GET {self.dep.global_url}/health answered "
-                                                      f"{response.status} from {response.served_by}")
+                raise ScenarioFailed(Category.HARNESS_ERROR, f"steady state: GET {self.dep.global_url}/health "
+                                                             f"answered {response.status} from {response.served_by}")
             self.run.evidence["steady_state"] = {"dns_answer": answers, "testdnsanswer": self.testdns.answer(),
                                                  "served_by": response.served_by, "health": entry.get("health")}
             entry.update(dns_regions=self.steady_regions)
 
     def _on_fault_event(self, kind: str, data: dict[str, Any]) -> None:
+        self.run.emit(kind, t=data.get("t"), region=data.get("region"), fault=data.get("fault"),
+                      function=data.get("function"))
         self.s.progress.say(f"[{data.get('region')}] {kind.replace('_', ' ')} ({data.get('function')})")
 
     def _detect(self) -> None:
@@ -187,10 +141,9 @@ class RegionFailover:
             hc = self.failed.health_check_id
             wait = self.s.health.wait_until(hc, healthy=False, region=self.failed.name,
                                             poll_s=self.poll_s, on_progress=self.s.progress.health)
-            self.run.marks["detected"] = wait.reached_at
-            detection = wait.reached_at - self.run.marks["fault"]
+            detection = self.run.since("fault", self.run.mark("detected", wait.reached_at))
             self.run.figures.update(detection_s=round(detection, 4), detection_budget_s=round(wait.budget_s, 3),
-                                    poll_s=self.poll_s)
+                                    poll_s=self.poll_s, detection_max_poll_gap_s=round(wait.max_gap_s, 4))
             self.run.evidence["health_observations"] = [
                 {"t": p.t, "region": self.failed.name, "failing": p.failing, "total": p.total} for p in wait.history]
             self.run.evidence["health_at_detection"] = [
@@ -202,13 +155,12 @@ class RegionFailover:
             budget = dns_answers.dns_shift_budget(self.s.health.detection_budget(self.failed.health_check_id),
                                                   self.dep, through_resolver=True)
             wait = dns_answers.wait_until_excludes(self.dns_now, self.dep, self.failed.name, budget, self.poll_s)
-            self.run.marks["dns_shift"] = wait.reached_at
-            self.run.figures["dns_shift_s"] = round(wait.reached_at - self.run.marks["fault"], 4)
+            self.run.figures["dns_shift_s"] = round(self.run.since("fault", self.run.mark("dns_shift", wait.reached_at)), 4)
             # A client honouring the TTL follows only when its cache expires (the client-visible shift).
             client_wait = dns_answers.wait_until_excludes(self.dns_client, self.dep, self.failed.name, budget,
                                                           self.poll_s)
-            self.run.marks["client_dns_shift"] = client_wait.reached_at
-            self.run.figures["client_dns_shift_s"] = round(client_wait.reached_at - self.run.marks["fault"], 4)
+            self.run.figures["client_dns_shift_s"] = round(
+                self.run.since("fault", self.run.mark("client_dns_shift", client_wait.reached_at)), 4)
             self.run.evidence["dns_answers"] = [
                 {"t": p.t, "answers": p.answers, "regions": p.regions} for p in wait.history]
             self.run.evidence["testdnsanswer_after_shift"] = self.testdns.answer()
@@ -221,17 +173,17 @@ class RegionFailover:
             try:
                 response = self.client.post("/item", json=body)
             except GlobalRequestError as exc:
-                raise ScenarioFailed("write_failed", f"POST {self.dep.global_url}/item got no answer: {exc}") from exc
+                raise ScenarioFailed(Category.WRITE_FAILED, f"POST {self.dep.global_url}/item got no answer: {exc}") from exc
             served_by = response.served_by
             self.run.survivor = response.region
             self.run.evidence["write"] = {"request": body, "status": response.status, "served_by": served_by,
                                           "address": response.address, "body": response.response.text[:500]}
             entry.update(status=response.status, served_by=served_by)
             if response.status != 200:
-                raise ScenarioFailed("write_failed", f"POST {self.dep.global_url}/item answered {response.status} "
+                raise ScenarioFailed(Category.WRITE_FAILED, f"POST {self.dep.global_url}/item answered {response.status} "
                                                      f"from {served_by}: {response.response.text[:200]}")
             if response.region == self.failed.name:
-                raise ScenarioFailed("wrong_region", f"the write was served by the failed region {self.failed.name} "
+                raise ScenarioFailed(Category.WRONG_REGION, f"the write was served by the failed region {self.failed.name} "
                                                      f"after DNS shifted away from it")
             return item_id
 
@@ -240,17 +192,16 @@ class RegionFailover:
             key = {"id": item_id}
             survivor = self.run.survivor
             if survivor is None:
-                raise ScenarioFailed("wrong_region", "the response did not say which region served it")
+                raise ScenarioFailed(Category.WRONG_REGION, "the response did not say which region served it")
             view = tables.read_item(self.s.clients, self.dep, survivor, key)
             everywhere = tables.read_item_everywhere(self.s.clients, self.dep, key)
             self.run.evidence["item_by_region"] = {r: v.item for r, v in everywhere.items()}
             attribute = self.dep.table.region_attribute
             entry.update(attribute=attribute, written_region=view.written_region)
             if not view.present:
-                raise ScenarioFailed("lost_writes", f"acknowledged item {item_id} is not in {survivor}'s table")
+                raise ScenarioFailed(Category.LOST_WRITES, f"acknowledged item {item_id} is not in {survivor}'s table")
             if view.written_region != survivor:
-                category = "wrong_region"
-                raise ScenarioFailed(category, f"item {item_id}: {attribute}={view.written_region!r}, expected the "
+                raise ScenarioFailed(Category.WRONG_REGION, f"item {item_id}: {attribute}={view.written_region!r}, expected the "
                                                f"surviving region {survivor!r} (failed: {self.failed.name})")
 
     def _read_back(self, item_id: int) -> None:
@@ -260,15 +211,15 @@ class RegionFailover:
             self.run.evidence["read_back"] = {"status": response.status, "served_by": response.served_by,
                                               "body": response.response.text[:500]}
             if response.status != 200:
-                raise ScenarioFailed("lost_writes", f"GET /item/{item_id} answered {response.status} from "
+                raise ScenarioFailed(Category.LOST_WRITES, f"GET /item/{item_id} answered {response.status} from "
                                                     f"{response.served_by}")
 
     def _recover(self) -> None:
         with reporting.phase("recover") as entry:
-            restore_t = self.run.marks["restore"] or time.time()
+            restore_t = self.run.marks["restore"]
             wait = self.s.health.wait_until(self.failed.health_check_id, healthy=True, region=self.failed.name,
                                             poll_s=self.poll_s, on_progress=self.s.progress.health)
-            self.run.marks["healthy_again"] = wait.reached_at
+            self.run.mark("healthy_again", wait.reached_at)
             self.run.evidence["health_observations_recovery"] = [
                 {"t": p.t, "region": self.failed.name, "failing": p.failing, "total": p.total} for p in wait.history]
             budget = dns_answers.dns_shift_budget(wait.budget_s, self.dep, through_resolver=True)
@@ -277,7 +228,7 @@ class RegionFailover:
                 self.dns_now, lambda answers: set(r for r in dns_answers.regions_in(self.dep, answers) if r) == expected,
                 budget, self.poll_s, describe=f"answer as in steady state ({', '.join(sorted(expected))})",
                 deployment=self.dep)
-            self.run.marks["recovered"] = back.reached_at
+            self.run.mark("recovered", back.reached_at)
             self.run.figures.update(recovery_s=round(wait.reached_at - restore_t, 4),
                                     failback_s=round(back.reached_at - restore_t, 4))
             entry.update(recovery_s=self.run.figures["recovery_s"], failback_s=self.run.figures["failback_s"])
@@ -286,11 +237,11 @@ class RegionFailover:
         with reporting.phase("item reached the restored region") as entry:
             budget = tables.replication_budget(self.dep)
             wait = tables.wait_until_item_in_region(self.s.clients, self.dep, self.failed.name, {"id": item_id},
-                                                    budget, self.poll_s)
+                                                    budget_s=budget, poll_s=self.poll_s)
             self.run.evidence["item_in_restored_region"] = wait.view.item
             entry.update(elapsed_s=wait.elapsed_s)
 
-    def _evidence_of(self, exc: BaseException) -> None:
+    def _evidence_of(self, exc: ScenarioError) -> None:
         if isinstance(exc, DetectionTimeout):
             self.run.evidence["health_at_timeout"] = [
                 {"region": o.region, "ip": o.ip_address, "status": o.status} for o in exc.observations]

@@ -1,35 +1,44 @@
-"""Turns one scenario run into its record: Allure labels, phases, attachments (charts,
+"""Turns one scenario run into its report: Allure labels, phases, attachments (charts,
 observations, DNS answers, evidence, metrics, fault journal) and the summary row.
-Runs in a `finally`, so a failed or interrupted scenario is recorded too."""
+
+The run record is the one the phases are timed into (reporting.recording), and the row is made
+from it by report.summary.summary_row. It runs in a `finally`, so a failed or interrupted
+scenario is recorded too; a scenario that ended with an exception nobody categorised gets the
+category of that exception (a harness error, unless it carries one), never a pass.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
 
-from gameday.report import charts
-from gameday.report import allure as reporting
+from gameday.errors import category_of_exception
 from gameday.gamedays.session import GamedaySession
+from gameday.records import RunRecord
+from gameday.report import allure as reporting
+from gameday.report import charts, summary
 
 EPIC = "Multi-region failover"
 
 
 @contextlib.contextmanager
-def reported_scenario(session: GamedaySession, run: Any, *, feature: str, story: str,
-                      severity: str = "critical") -> Iterator[Any]:
-    record = reporting.RunRecord(scenario=run.scenario)
-    with reporting.recording(record):
+def reported_scenario(session: GamedaySession, run: RunRecord, *, feature: str, story: str,
+                      severity: str = "critical") -> Iterator[RunRecord]:
+    with reporting.recording(run):
         reporting.label_scenario(EPIC, feature, story, severity=severity, failed_region=run.failed_region,
                                  title=f"{run.scenario}: {run.failed_region} fails")
         try:
             yield run
+        except (Exception, KeyboardInterrupt) as exc:  # not pytest's skip/xfail outcomes
+            if run.category is None:
+                run.fail(category_of_exception(exc), f"{type(exc).__name__}: {exc}")
+            raise
         finally:
-            _finish(session, run, record)
+            _finish(session, run)
 
 
-def _finish(session: GamedaySession, run: Any, record: reporting.RunRecord) -> None:
+def _finish(session: GamedaySession, run: RunRecord) -> None:
     scale = session.deployment.time_scale
-    chart_paths = []
     evidence = run.evidence
     charts_dir = session.run_dir / "charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
@@ -41,27 +50,22 @@ def _finish(session: GamedaySession, run: Any, record: reporting.RunRecord) -> N
             png = charts.health_chart(observed, run.marks, path, time_scale=scale,
                                       title=f"Route 53 health: {run.failed_region}")
             reporting.attach_png("health observations chart", png)
-            chart_paths.append(path)
-        traffic = getattr(run, "traffic_events", None)
-        if traffic:
+            run.charts.append(str(path))
+        if run.traffic:
             path = charts_dir / f"{stem}-timeline.png"
-            png = charts.timeline_chart(traffic, run.marks, path, time_scale=scale,
+            png = charts.timeline_chart(run.traffic, run.marks, path, time_scale=scale,
                                         title=f"Traffic: {run.failed_region} fails")
             reporting.attach_png("timeline", png)
-            chart_paths.append(path)
+            run.charts.append(str(path))
     except Exception as exc:  # a chart must never hide the verdict
         evidence["chart_error"] = f"{type(exc).__name__}: {exc}"
     for name in ("health_observations", "dns_answers", "item_by_region", "write", "read_back", "fault_journal"):
         if name in evidence:
             reporting.attach_json(name.replace("_", " "), evidence[name])
-    findings = getattr(run, "findings", None)
-    if findings:  # what the game day found that is not a failure (e.g. a blind spot)
-        reporting.attach_json("findings", findings)
+    if run.findings:  # what the game day found that is not a failure (e.g. a blind spot)
+        reporting.attach_json("findings", run.findings)
     reporting.attach_json("evidence", evidence)
     reporting.attach_metrics("metrics", {**run.figures, "survivor": run.survivor, "time_scale": scale})
-    if run.failure_category:
-        reporting.set_failure_category(run.failure_category)
-    row = run.row()
-    row["phases"] = record.phases
-    row["charts"] = [str(p) for p in chart_paths]
-    session.add_row(row)
+    if run.category is not None:
+        reporting.set_failure_category(run.category)
+    session.add_row(summary.summary_row(run, time_scale=scale, run_dir=session.run_dir))

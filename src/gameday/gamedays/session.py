@@ -1,7 +1,9 @@
 """GamedaySession: what every scenario shares for one deployment in one pytest worker.
 
-The deployment, one set of AWS clients, the probes, a journal, a resolver, the run
-directory where each scenario's row lands, and progress output for long waits.
+The deployment, one set of AWS clients, the probes, a journal, a resolver, the poll interval,
+the local cloud's ground truth (read from the description's control_url, so a cloud started by
+`gameday local up` is seen too), the run directory where each scenario's row lands, and
+progress output for long waits.
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from gameday import timing
 from gameday.aws import AwsClients
 from gameday.deployment import Deployment, load_deployment
 from gameday.faults.journal import Journal
-from gameday.observe.route53 import Route53HealthProbe
+from gameday.observe.ground_truth import GroundTruth
 from gameday.observe.resolver import Resolver
+from gameday.observe.route53 import Route53HealthProbe
 
 ROWS_DIR = "rows"
 
@@ -74,10 +79,16 @@ class GamedaySession:
     resolver: Resolver
     local_cloud: Any = None          # gameday.localcloud.process.launcher.LocalCloud when the harness started one
     progress: Progress = field(default_factory=Progress)
+    truth: GroundTruth = field(default_factory=lambda: GroundTruth(None))
+
+    @property
+    def poll_s(self) -> float:
+        """The interval of every wait of this session's game days (timing.poll_interval)."""
+        return timing.poll_interval(self.deployment)
 
     @classmethod
     def open(cls, deployment_path: str | Path, *, run_dir: Path, local_cloud: Any = None,
-             progress: Progress | None = None) -> "GamedaySession":
+             progress: Progress | None = None) -> GamedaySession:
         deployment = load_deployment(deployment_path)
         clients = AwsClients(deployment)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +104,7 @@ class GamedaySession:
             resolver=Resolver.from_deployment(deployment, cache=False),
             local_cloud=local_cloud,
             progress=progress or Progress(),
+            truth=GroundTruth(deployment.control_url),
         )
 
     def add_row(self, row: dict[str, Any]) -> Path:
@@ -107,9 +119,7 @@ class GamedaySession:
 
     def ground_truth(self, kind: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         """The local cloud's record of transitions (empty against AWS: there is none)."""
-        if self.local_cloud is None:
-            return []
-        return self.local_cloud.events(since=since, kind=kind)
+        return self.truth.events(kind=kind, since=since)
 
     def close(self) -> None:
         pass

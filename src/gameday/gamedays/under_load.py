@@ -1,4 +1,4 @@
-"""Game days under load: traffic around a failover, and the figures issue 4 asks for.
+"""Game days under load: traffic around a failover, and the figures that say what clients saw.
 
 `FailoverUnderLoad` runs `Traffic` (writes and reads through the global domain, as a client
 honouring the TTL) before, during and after a `RegionFailover`, keeps going after recovery
@@ -20,40 +20,36 @@ acknowledgement as it happens (no copying of a growing event list), without chan
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_result,
-    stop_after_attempt,
-    stop_before_delay,
-    stop_when_event_set,
-    wait_exponential,
-    wait_fixed,
-)
+from tenacity import wait_exponential
 
-from gameday.measure import metrics
-from gameday.report import allure as reporting
-from gameday.errors import UsageError
-from gameday.gamedays.failover import FailoverRun, RegionFailover, ScenarioFailed
-from gameday.faults import FaultNotEffective, RollbackFailed
-from gameday.load.global_client import GlobalClient
-from gameday.observe import dns_answers, tables
-from gameday.observe.route53 import DetectionTimeout
+from gameday import timing
+from gameday.deployment import Deployment
+from gameday.errors import Category, GamedayError, ScenarioFailed, UsageError
+from gameday.gamedays.failover import RegionFailover
 from gameday.gamedays.session import GamedaySession
+from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_for
+from gameday.load.global_client import GlobalClient, GlobalResponse
 from gameday.load.traffic import PUT_PATH, Traffic
+from gameday.measure import metrics
+from gameday.observe import dns_answers, tables
+from gameday.observe.resolver import Resolver
+from gameday.records import RunRecord
+from gameday.report import allure as reporting
 
 KEY = "id"                      # the table's partition key (the reference handlers' item id)
 BATCH_GET_MAX = 100             # DynamoDB BatchGetItem: at most 100 keys per request
+BATCH_GET_ROUNDS = 8            # UnprocessedKeys (throttling on AWS) asked again, backing off, this often
+LAG_POLL_CAP_S = 0.25           # replication is "typically within a second": sample it finer than health
 SLO_ENV = "GAMEDAY_SLO"         # "client_outage_s=120,failback_s=200" (AWS-equivalent seconds)
 
 
@@ -75,7 +71,7 @@ class LoadSettings:
 
     @classmethod
     def from_sources(cls, cli: Mapping[str, Any] | None = None,
-                     env: Mapping[str, str] | None = None) -> "LoadSettings":
+                     env: Mapping[str, str] | None = None) -> LoadSettings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for name, var in cls.ENV.items():
@@ -138,90 +134,31 @@ SLO_FIGURES = ("detection_s", "dns_shift_s", "client_outage_s", "errors", "faile
                "latency_during_p99_s", "latency_after_p99_s")
 
 
-def effective_slos(deployment: Any, overrides: Mapping[str, float] | None = None) -> dict[str, Any]:
+def effective_slos(deployment: Deployment, overrides: Mapping[str, float] | None = None) -> dict[str, Any]:
     """The deployment file's SLOs with the command line's on top (None = not set)."""
-    slos = dataclasses.asdict(deployment.slo) if dataclasses.is_dataclass(deployment.slo) else dict(deployment.slo)
+    slos = dataclasses.asdict(deployment.slo)
     slos.update(overrides or {})
     return slos
 
 
-# -- small shared steps --------------------------------------------------------------------
-def poll_interval(deployment: Any) -> float:
-    """A fifth of the scaled 10 s check interval (as RegionFailover polls), floored and capped."""
-    return max(0.02, min(1.0, 10 * deployment.time_scale / 5))
+class UnprocessedKeysLeft(GamedayError):
+    """BatchGetItem kept answering UnprocessedKeys (throttling) after every round."""
 
 
-def fail(run: FailoverRun, category: str, message: str) -> ScenarioFailed:
-    """Record a categorised failure on the run; returns the exception to raise."""
-    exc = ScenarioFailed(category, message)
-    run.failure_category = category
-    run.error = str(exc)
-    return exc
+def _batch_get(ddb: Any, table: str, request: dict[str, Any], on_items: Callable[[list[dict[str, Any]]], None]) -> None:
+    """One BatchGetItem request, asking again for its UnprocessedKeys (backing off) a bounded number of times."""
+    pending = [request]
 
+    def one_round() -> bool:
+        answer = ddb.batch_get_item(RequestItems=pending[0])
+        on_items(answer.get("Responses", {}).get(table, []))
+        pending[0] = answer.get("UnprocessedKeys") or {}
+        return not pending[0]
 
-@contextlib.contextmanager
-def categorised_failures(run: FailoverRun) -> Iterator[None]:
-    """Known failures (timeouts, ineffective faults, failed rollbacks) become categorised
-    ScenarioFailed on the run; anything else is a harness error (and propagates as it is)."""
-    try:
-        yield
-    except ScenarioFailed as exc:
-        run.failure_category = run.failure_category or exc.category
-        run.error = run.error or str(exc)
-        raise
-    except (DetectionTimeout, dns_answers.DnsShiftTimeout, tables.ItemNotReplicated, FaultNotEffective,
-            RollbackFailed) as exc:
-        raise fail(run, exc.category, str(exc)) from exc
-    except BaseException as exc:
-        if run.failure_category is None:
-            run.failure_category = "harness_error"
-            run.error = f"{type(exc).__name__}: {exc}"
-        raise
-
-
-def wait_for(condition: Callable[[], Any], *, budget_s: float, poll_s: float,
-             on_poll: Callable[[Any], None] | None = None) -> tuple[bool, Any]:
-    """Poll `condition` (truthy = done) every poll_s up to budget_s: (reached, last value)."""
-    last: list[Any] = [None]
-
-    def attempt() -> Any:
-        last[0] = condition()
-        if on_poll is not None:
-            on_poll(last[0])
-        return last[0]
-
-    retrying = Retrying(stop=stop_before_delay(budget_s), wait=wait_fixed(poll_s),
-                        retry=retry_if_result(lambda value: not value), reraise=False)
-    try:
-        retrying(attempt)
-    except RetryError:
-        return False, last[0]
-    return True, last[0]
-
-
-def wait_all_healthy(session: GamedaySession, poll_s: float | None = None) -> dict[str, str]:
-    """Every region's health check healthy (>18% rule); {region: "healthy/total"}."""
-    seen = {}
-    for region in session.deployment.regions:
-        wait = session.health.wait_until(region.health_check_id, healthy=True, region=region.name, poll_s=poll_s,
-                                         on_progress=session.progress.health)
-        seen[region.name] = f"{wait.final.total - wait.final.failing}/{wait.final.total} healthy"
-    return seen
-
-
-class Throttled:
-    """At most one progress line per `interval_s` (a person watching, not a log)."""
-
-    def __init__(self, session: GamedaySession, interval_s: float = 1.0) -> None:
-        self._session = session
-        self._interval_s = interval_s
-        self._last = 0.0
-
-    def say(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last >= self._interval_s:
-            self._last = now
-            self._session.progress.say(text)
+    rounds = timing.measured_poll(one_round, poll_s=2.0, budget_s=None, max_attempts=BATCH_GET_ROUNDS,
+                                  wait=wait_exponential(multiplier=0.05, max=2.0))
+    if not rounds.reached:
+        raise UnprocessedKeysLeft(f"{table}: keys still unprocessed after {rounds.attempts} BatchGetItem rounds")
 
 
 # -- table reads for RPO ---------------------------------------------------------------------
@@ -235,18 +172,7 @@ def read_present(clients: Any, deployment: Any, region: str, ids: Iterable[int])
         keys = [{KEY: {"N": str(i)}} for i in wanted[start:start + BATCH_GET_MAX]]
         request = {table: {"Keys": keys, "ConsistentRead": True, "ProjectionExpression": "#k",
                            "ExpressionAttributeNames": {"#k": KEY}}}
-
-        def one_round() -> dict[str, Any]:
-            nonlocal request
-            answer = ddb.batch_get_item(RequestItems=request)
-            for item in answer.get("Responses", {}).get(table, []):
-                found.add(int(item[KEY]["N"]))
-            request = answer.get("UnprocessedKeys") or {}
-            return request
-
-        # UnprocessedKeys (throttling on AWS) are asked again, backing off, a bounded number of times
-        Retrying(stop=stop_after_attempt(8), wait=wait_exponential(multiplier=0.05, max=2.0),
-                 retry=retry_if_result(bool), reraise=False)(one_round)
+        _batch_get(ddb, table, request, lambda items: found.update(int(item[KEY]["N"]) for item in items))
     return found
 
 
@@ -259,21 +185,16 @@ def read_items(clients: Any, deployment: Any, region: str, ids: Iterable[int]) -
     table = deployment.table.name
     wanted = sorted(set(int(i) for i in ids))
     out: dict[int, dict[str, Any]] = {}
+
+    def keep(raws: list[dict[str, Any]]) -> None:
+        for raw in raws:
+            item = tables.plain({k: deserializer.deserialize(v) for k, v in raw.items()})
+            out[int(item[KEY])] = item
+
     for start in range(0, len(wanted), BATCH_GET_MAX):
         request = {table: {"Keys": [{KEY: {"N": str(i)}} for i in wanted[start:start + BATCH_GET_MAX]],
                            "ConsistentRead": True}}
-
-        def one_round() -> dict[str, Any]:
-            nonlocal request
-            answer = ddb.batch_get_item(RequestItems=request)
-            for raw in answer.get("Responses", {}).get(table, []):
-                item = tables._plain({k: deserializer.deserialize(v) for k, v in raw.items()})
-                out[int(item[KEY])] = item
-            request = answer.get("UnprocessedKeys") or {}
-            return request
-
-        Retrying(stop=stop_after_attempt(8), wait=wait_exponential(multiplier=0.05, max=2.0),
-                 retry=retry_if_result(bool), reraise=False)(one_round)
+        _batch_get(ddb, table, request, keep)
     return out
 
 
@@ -301,7 +222,7 @@ def wait_until_replicated(session: GamedaySession, acked_ids: Iterable[int], *, 
         polls[0] += 1
         for region, ids in missing.items():
             if ids:
-                ids -= read_present(session.clients, dep, region, ids)
+                ids.difference_update(read_present(session.clients, dep, region, ids))
         left = {r: len(ids) for r, ids in missing.items() if ids}
         if left:
             say.say(f"replication: waiting for {', '.join(f'{n} ids in {r}' for r, n in left.items())} "
@@ -328,7 +249,7 @@ class LagSampler:
         self.s = session
         self.every = every
         self.regions = dep.region_names
-        self.poll_s = poll_s if poll_s is not None else max(0.02, min(0.25, 2 * dep.time_scale))
+        self.poll_s = poll_s if poll_s is not None else min(timing.poll_interval(dep), LAG_POLL_CAP_S)
         self.budget_s = budget_s if budget_s is not None else tables.replication_budget(dep)
         self.samples: list[tuple[str, str, float, float]] = []
         self.unseen: list[dict[str, Any]] = []     # samples whose item never showed up in a region
@@ -340,7 +261,7 @@ class LagSampler:
         self._count = 0
         self._thread = threading.Thread(target=self._run, name="gameday-lag", daemon=True)
 
-    def start(self) -> "LagSampler":
+    def start(self) -> LagSampler:
         self._thread.start()
         return self
 
@@ -363,8 +284,8 @@ class LagSampler:
         return len(self._pending) + self._queue.qsize()
 
     def _run(self) -> None:
-        Retrying(stop=stop_when_event_set(self._stop), wait=wait_fixed(self.poll_s), retry=retry_if_result(bool),
-                 reraise=False, retry_error_callback=lambda state: None)(self._round)
+        timing.measured_poll(self._round, until=lambda _: False, poll_s=self.poll_s, budget_s=None,
+                             stop_event=self._stop)
 
     def _round(self) -> bool:
         while True:
@@ -379,7 +300,7 @@ class LagSampler:
                 continue
             try:
                 found = read_present(self.s.clients, self.s.deployment, target, ids)
-            except (ClientError, BotoCoreError, RetryError):
+            except (ClientError, BotoCoreError, UnprocessedKeysLeft):
                 self.read_errors += 1
                 continue
             seen_at = time.time()
@@ -414,7 +335,7 @@ class DnsWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gameday-dns-watch", daemon=True)
 
-    def start(self) -> "DnsWatcher":
+    def start(self) -> DnsWatcher:
         self._thread.start()
         return self
 
@@ -433,8 +354,8 @@ class DnsWatcher:
         return True
 
     def _run(self) -> None:
-        Retrying(stop=stop_when_event_set(self._stop), wait=wait_fixed(self.poll_s), retry=retry_if_result(bool),
-                 reraise=False, retry_error_callback=lambda state: None)(self._look)
+        timing.measured_poll(self._look, until=lambda _: False, poll_s=self.poll_s, budget_s=None,
+                             stop_event=self._stop)
 
     def answered_elsewhere(self, home: set[str], since: float, until: float) -> list[dict[str, Any]]:
         """Periods that began in (since, until] when DNS answered a region outside `home`."""
@@ -454,13 +375,13 @@ class ObservedClient:
         self.on_ack = on_ack
 
     @property
-    def resolver(self) -> Any:
+    def resolver(self) -> Resolver:
         return self.client.resolver
 
-    def get(self, path: str, **kwargs: Any) -> Any:
+    def get(self, path: str, **kwargs: Any) -> GlobalResponse:
         return self.client.get(path, **kwargs)
 
-    def post(self, path: str, *, json: Any = None, **kwargs: Any) -> Any:
+    def post(self, path: str, *, json: Any = None, **kwargs: Any) -> GlobalResponse:
         answer = self.client.post(path, json=json, **kwargs)
         if answer.ok and path == PUT_PATH and isinstance(json, dict) and KEY in json:
             self.on_ack(json[KEY], answer.region, time.time())
@@ -478,10 +399,10 @@ def home_regions(events: list[dict[str, Any]], before_t: float | None, names: It
             and (before_t is None or e["t_start"] < before_t)}
 
 
-def load_figures(run: FailoverRun, events: list[dict[str, Any]], *, acked: Mapping[int, str | None],
+def load_figures(run: RunRecord, events: list[dict[str, Any]], *, acked: Mapping[int, str | None],
                  present: Mapping[str, set[int]] | None, sampler: LagSampler | None, home: set[str],
                  time_scale: float) -> dict[str, Any]:
-    """Every issue-4 figure for the row (metrics.summarize plus counts per region and rates)."""
+    """Every figure of a game day under load (metrics.summarize plus counts per region and rates)."""
     figures = metrics.summarize(events, run.marks, acked_ids=list(acked), present=present,
                                 lag_samples=sampler.samples if sampler else None,
                                 restored_region=home or None, time_scale=time_scale)
@@ -505,13 +426,13 @@ def load_figures(run: FailoverRun, events: list[dict[str, Any]], *, acked: Mappi
     return figures
 
 
-def slo_failure(run: FailoverRun, figures: Mapping[str, Any], slos: Mapping[str, Any],
+def slo_failure(run: RunRecord, figures: Mapping[str, Any], slos: Mapping[str, Any],
                 time_scale: float) -> ScenarioFailed | None:
     violations = metrics.check_slos(figures, slos, time_scale=time_scale)
     run.evidence["slo"] = {"targets": {k: v for k, v in slos.items() if v is not None},
                            "violations": [v.message for v in violations]}
     if violations:
-        return fail(run, "slo_violation", "; ".join(v.message for v in violations))
+        return fail(run, Category.SLO_VIOLATION, "; ".join(v.message for v in violations))
     return None
 
 
@@ -528,13 +449,19 @@ class FailoverUnderLoad:
         self.failover = RegionFailover(session, failed_region, scenario=scenario,
                                        between_detection_and_write=self._at_dns_shift)
         self.run = self.failover.run
-        self.poll_s = poll_interval(self.dep)
+        self.poll_s = session.poll_s
         self.say = Throttled(session)
         self.traffic: Traffic | None = None
         self.sampler: LagSampler | None = None
         self.watcher: DnsWatcher | None = None
 
-    def execute(self) -> FailoverRun:
+    @property
+    def _traffic(self) -> Traffic:
+        if self.traffic is None:
+            raise RuntimeError("traffic not started")
+        return self.traffic
+
+    def execute(self) -> RunRecord:
         st = self.settings
         client = GlobalClient.from_deployment(self.dep, dns_mode=st.dns_mode, pool_maxsize=max(8, st.threads))
         self.sampler = LagSampler(self.s, every=st.lag_every())
@@ -559,7 +486,7 @@ class FailoverUnderLoad:
             self.sampler.stop()
             self.watcher.stop()
             client.close()
-            self.run.traffic_events = self.traffic.events()
+            self.run.traffic = self.traffic.events()
         if isinstance(outcome, (KeyboardInterrupt, SystemExit)):
             raise outcome
         try:
@@ -577,7 +504,7 @@ class FailoverUnderLoad:
 
     # -- steps -----------------------------------------------------------------------
     def _progress(self) -> str:
-        p = self.traffic.progress()
+        p = self._traffic.progress()
         regions = ", ".join(f"{r}: {n}" for r, n in sorted(p.by_region.items()))
         return (f"traffic: {p.acked_writes}/{self.settings.acked_writes} acked writes, {p.rate:.0f} req/s, "
                 f"{p.failed} failed ({regions})")
@@ -590,17 +517,17 @@ class FailoverUnderLoad:
             budget = warm_s + 30.0
 
             def warm() -> bool:
-                p = self.traffic.progress()
+                p = self._traffic.progress()
                 self.say.say(self._progress())
                 return p.elapsed_s >= warm_s and p.acked_writes >= warm_acked
 
-            reached, _ = wait_for(warm, budget_s=budget, poll_s=0.1)
-            entry.update(acked=self.traffic.progress().acked_writes)
+            reached, _ = wait_for(warm, budget_s=budget, poll_s=self.poll_s)
+            entry.update(acked=self._traffic.progress().acked_writes)
             if not reached:
-                raise fail(self.run, "harness_error", f"traffic warm-up: fewer than {warm_acked} writes acknowledged "
+                raise fail(self.run, Category.HARNESS_ERROR, f"traffic warm-up: fewer than {warm_acked} writes acknowledged "
                                                       f"in {budget:.0f} s ({self._progress()})")
 
-    def _at_dns_shift(self, run: FailoverRun) -> None:
+    def _at_dns_shift(self, run: RunRecord) -> None:
         self.s.progress.say(f"DNS shifted away from {run.failed_region}; {self._progress()}")
 
     def _keep_going(self) -> None:
@@ -609,26 +536,25 @@ class FailoverUnderLoad:
             st = self.settings
             recovered = self.run.marks.get("recovered") or time.time()
             follow_s = 2 * self.dep.record_ttl_s * self.dep.time_scale + 1.0
-            left = max(0, st.acked_writes - self.traffic.progress().acked_writes)
+            left = max(0, st.acked_writes - self._traffic.progress().acked_writes)
             budget = follow_s + 4 * left / st.write_rate + 30.0
 
             def done() -> bool:
                 self.say.say(self._progress())
-                return (self.traffic.progress().acked_writes >= st.acked_writes
+                return (self._traffic.progress().acked_writes >= st.acked_writes
                         and time.time() >= recovered + follow_s)
 
-            reached, _ = wait_for(done, budget_s=budget, poll_s=0.1)
-            entry.update(acked=self.traffic.progress().acked_writes)
+            reached, _ = wait_for(done, budget_s=budget, poll_s=self.poll_s)
+            entry.update(acked=self._traffic.progress().acked_writes)
             if not reached:
-                raise fail(self.run, "harness_error", f"only {self.traffic.progress().acked_writes} of "
+                raise fail(self.run, Category.HARNESS_ERROR, f"only {self._traffic.progress().acked_writes} of "
                                                       f"{st.acked_writes} writes acknowledged within {budget:.0f} s "
                                                       f"({self._progress()}): lower the target or the rate")
 
     def _figures(self) -> None:
         with reporting.phase("RPO: every acknowledged write in every region") as entry:
-            assert self.traffic is not None
-            acked = self.traffic.acked()
-            events = self.run.traffic_events
+            acked = self._traffic.acked()
+            events = self.run.traffic
             budget = tables.replication_budget(self.dep)
             wait = wait_until_replicated(self.s, acked, budget_s=budget, poll_s=max(self.poll_s, 0.05))
             fault_t = self.run.marks.get("fault")
@@ -657,7 +583,7 @@ class FailoverUnderLoad:
             return
         cache_s = self.dep.record_ttl_s * self.dep.time_scale
         since = recovered + cache_s + self.poll_s
-        events = self.run.traffic_events
+        events = self.run.traffic
         until = max((e["t_end"] for e in events), default=since)
         # DNS answering elsewhere again after recovery (Route 53 changed its mind): clients follow
         # for up to one cached TTL after each such period.
@@ -693,7 +619,7 @@ class FailoverUnderLoad:
         if lost:
             ids = f.get("rpo_missing_ids") or []
             where = ", ".join(f"{n} missing in {r}" for r, n in (f.get("rpo_missing_by_region") or {}).items())
-            raise fail(self.run, "lost_writes", f"{lost} of {f['acked_writes']} acknowledged writes lost ({where}); "
+            raise fail(self.run, Category.LOST_WRITES, f"{lost} of {f['acked_writes']} acknowledged writes lost ({where}); "
                                                 f"ids: {', '.join(map(str, ids[:20]))}{' ...' if len(ids) > 20 else ''}")
         home = set(f.get("home_regions") or [])
         # Clients only go where DNS sends them; what must hold is that traffic came back to where
@@ -701,7 +627,7 @@ class FailoverUnderLoad:
         after = self.run.evidence.get("served_after_recovery") or {}
         served = after.get("by_region", {})
         if f.get("failback_s") is None or not any(served.get(r) for r in home):
-            raise fail(self.run, "wrong_region", f"after recovery traffic did not return to {sorted(home)} as the "
+            raise fail(self.run, Category.WRONG_REGION, f"after recovery traffic did not return to {sorted(home)} as the "
                                                  f"routing says: served by {served or 'nobody'}")
         failed = slo_failure(self.run, f, self.slos, self.dep.time_scale)
         if failed is not None:

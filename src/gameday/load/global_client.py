@@ -58,7 +58,7 @@ class GlobalResponse:
 
     @property
     def served_by(self) -> str:
-        """The region from the response header, else the address (BRIEF traffic event contract)."""
+        """The region from the response header, else the address."""
         return self.region or self.address
 
     def json(self) -> Any:
@@ -79,7 +79,9 @@ class _PinnedAddressAdapter(HTTPAdapter):
             domain = host_params["host"]
             host_params = {**host_params, "host": address}
             if host_params.get("scheme") == "https":
-                pool_kwargs = {**pool_kwargs, "server_hostname": domain, "assert_hostname": domain}
+                # urllib3 takes these pool arguments; requests' stubs list only the ones it sets itself
+                pinned: dict[str, Any] = {**pool_kwargs, "server_hostname": domain, "assert_hostname": domain}
+                return host_params, pinned
         return host_params, pool_kwargs
 
 
@@ -118,7 +120,7 @@ class GlobalClient:
 
     @classmethod
     def from_deployment(cls, dep: Any, *, region: str | None = None, dns_mode: str = "ttl",
-                        resolver: Resolver | None = None, **kwargs: Any) -> "GlobalClient":
+                        resolver: Resolver | None = None, **kwargs: Any) -> GlobalClient:
         """From a gameday.deployment.Deployment: global_url, dns_resolver, time_scale, regions."""
         if dns_mode not in ("ttl", "no-cache"):
             raise UsageError(f"dns_mode: expected 'ttl' or 'no-cache', got {dns_mode!r}")
@@ -166,7 +168,7 @@ class GlobalClient:
     def close(self) -> None:
         self._session.close()
 
-    def __enter__(self) -> "GlobalClient":
+    def __enter__(self) -> GlobalClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -1,6 +1,6 @@
 """Game-day figures from recorded traffic events, scenario marks and observations. Pure functions.
 
-Inputs (BRIEF contract): traffic events {t_start, t_end, op, ok, status, latency_s, region,
+Inputs: traffic events {t_start, t_end, op, ok, status, latency_s, region,
 item_id, error}; marks {fault, detected, dns_shift, restore, recovered} (time.time());
 for RPO, the ids present in each region after recovery; for replication lag, samples
 (source, target, written_at, seen_at).
@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from gameday.deployment import Slo
 from gameday.errors import UsageError
 
 DEFAULT_WINDOW_AWS_S = 10.0  # outage sliding window, in AWS seconds (scaled by time_scale)
@@ -42,7 +44,7 @@ class EventTable:
     item_id: np.ndarray  # object: int
 
     @classmethod
-    def from_events(cls, events: Sequence[Mapping[str, Any]]) -> "EventTable":
+    def from_events(cls, events: Sequence[Mapping[str, Any]]) -> EventTable:
         if not events:
             empty = np.empty(0)
             return cls(empty, empty, empty.astype(bool), empty, empty.astype(bool), empty.astype(object),
@@ -58,7 +60,7 @@ class EventTable:
                 gc.enable()
 
     @classmethod
-    def _build(cls, events: Sequence[Mapping[str, Any]]) -> "EventTable":
+    def _build(cls, events: Sequence[Mapping[str, Any]]) -> EventTable:
         t_start = np.array([e["t_start"] for e in events], dtype=np.float64)
         order = np.argsort(t_start, kind="stable")
         t_end = np.array([e["t_end"] for e in events], dtype=np.float64)
@@ -75,7 +77,7 @@ class EventTable:
     def __len__(self) -> int:
         return len(self.t_start)
 
-    def select(self, mask: np.ndarray) -> "EventTable":
+    def select(self, mask: np.ndarray) -> EventTable:
         return EventTable(self.t_start[mask], self.t_end[mask], self.ok[mask], self.latency[mask],
                           self.is_put[mask], self.region[mask], self.item_id[mask])
 
@@ -115,8 +117,10 @@ def dns_shift_s(marks: Mapping[str, float | None]) -> float | None:
 
 def aws_seconds(value: float | None, time_scale: float) -> float | None:
     """What a locally measured duration corresponds to on AWS (value / time_scale)."""
-    if value is None:
-        return None
+    return None if value is None else _on_aws(value, time_scale)
+
+
+def _on_aws(value: float, time_scale: float) -> float:
     if not time_scale > 0:
         raise UsageError(f"time_scale: expected a number > 0, got {time_scale!r}")
     return value / time_scale
@@ -285,7 +289,7 @@ def _lags_by_pair(samples: Iterable[Sequence[Any] | Mapping[str, Any]]) -> dict[
     return lags
 
 
-def _lag_stats(values: Sequence[float]) -> LagStats:
+def _lag_stats(values: Sequence[float] | np.ndarray) -> LagStats:
     arr = np.asarray(values, dtype=np.float64)
     return LagStats(percentile(arr, 50), percentile(arr, 99), float(arr.max()) if arr.size else None, int(arr.size))
 
@@ -330,7 +334,7 @@ class SloViolation:
         return f"{self.figure}: {shown} is {word} {self.limit:g}"
 
 
-def check_slos(figures: Mapping[str, Any], slos: Mapping[str, Any] | Any, *,
+def check_slos(figures: Mapping[str, Any], slos: Mapping[str, Any] | Slo, *,
                time_scale: float = 1.0) -> list[SloViolation]:
     """Violations of `slos` ({figure: max} or {figure: {"max": x, "min": y}}, None = not set; or a
     dataclass such as gameday.deployment.Slo with maxima) by `figures`.
@@ -339,10 +343,9 @@ def check_slos(figures: Mapping[str, Any], slos: Mapping[str, Any] | Any, *,
     one SLO file holds for AWS and for the time-scaled local cloud. A figure with an SLO that was
     not measured (None) is a violation. An SLO naming an unknown figure is a UsageError.
     """
-    if dataclasses.is_dataclass(slos) and not isinstance(slos, type):  # gameday.deployment.Slo
-        slos = dataclasses.asdict(slos)
+    specs: Mapping[str, Any] = slos if isinstance(slos, Mapping) else dataclasses.asdict(slos)
     violations = []
-    for name, spec in slos.items():
+    for name, spec in specs.items():
         if spec is None:  # not set
             continue
         if name not in figures:
@@ -355,7 +358,7 @@ def check_slos(figures: Mapping[str, Any], slos: Mapping[str, Any] | Any, *,
             if measured is None:
                 violations.append(SloViolation(name, None, float(limit), bound, None))
                 continue
-            compared = aws_seconds(float(measured), time_scale) if name.endswith("_s") else float(measured)
+            compared = _on_aws(float(measured), time_scale) if name.endswith("_s") else float(measured)
             if (bound == "max" and compared > limit) or (bound == "min" and compared < limit):
                 violations.append(SloViolation(name, float(measured), float(limit), bound, compared))
     return violations

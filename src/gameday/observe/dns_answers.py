@@ -9,23 +9,23 @@ Both are reduced to a list of strings and mapped to regions the same way.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_before_delay, wait_fixed
-
+from gameday import timing
 from gameday.deployment import Deployment
-from gameday.errors import GamedayError
+from gameday.errors import Category, ScenarioError
 
 Fetch = Callable[[], list[str]]
 
 
-class DnsShiftTimeout(GamedayError):
+class DnsShiftTimeout(ScenarioError):
     """The answer did not change as expected within the budget."""
 
-    category = "no_dns_shift"
+    category = Category.NO_DNS_SHIFT
 
-    def __init__(self, message: str, *, last: list[str] | None, history: list["AnswerPoll"]) -> None:
+    def __init__(self, message: str, *, last: list[str] | None, history: list[AnswerPoll]) -> None:
         super().__init__(message)
         self.last = last
         self.history = history
@@ -47,6 +47,7 @@ class AnswerWait:
     budget_s: float
     answers: list[str]
     history: list[AnswerPoll] = field(default_factory=list)
+    max_gap_s: float = 0.0
 
 
 class TestDNSAnswer:
@@ -77,7 +78,7 @@ class TestDNSAnswer:
         return lambda: self.answer(client_subnet=client_subnet)
 
     @classmethod
-    def for_deployment(cls, route53: Any, deployment: Deployment, record_type: str = "CNAME") -> "TestDNSAnswer":
+    def for_deployment(cls, route53: Any, deployment: Deployment, record_type: str = "CNAME") -> TestDNSAnswer:
         return cls(route53, deployment.hosted_zone_id, deployment.domain, record_type)
 
 
@@ -117,11 +118,11 @@ def regions_in(deployment: Deployment, answers: list[str]) -> list[str | None]:
     return [region_of_answer(deployment, a) for a in answers]
 
 
-def wait_until_answer(fetch: Fetch, predicate: Callable[[list[str]], bool], budget_s: float, poll_s: float,
+def wait_until_answer(fetch: Fetch, predicate: Callable[[list[str]], bool], budget_s: float, poll_s: float, *,
                       describe: str = "answer", deployment: Deployment | None = None) -> AnswerWait:
     """Poll `fetch` until `predicate(answers)` holds; DnsShiftTimeout with the history if not in budget."""
     history: list[AnswerPoll] = []
-    started_at, started = time.time(), time.monotonic()
+    started = time.monotonic()
 
     def poll() -> list[str]:
         answers = fetch()
@@ -129,17 +130,14 @@ def wait_until_answer(fetch: Fetch, predicate: Callable[[list[str]], bool], budg
         history.append(AnswerPoll(time.time(), time.monotonic() - started, answers, regions))
         return answers
 
-    retrying = Retrying(stop=stop_before_delay(budget_s), wait=wait_fixed(poll_s),
-                        retry=retry_if_result(lambda answers: not predicate(answers)), reraise=False)
-    try:
-        answers = retrying(poll)
-    except RetryError:
+    wait = timing.measured_poll(poll, until=predicate, poll_s=poll_s, budget_s=budget_s)
+    if not wait.reached or wait.value is None:
         last = history[-1].answers if history else None
         raise DnsShiftTimeout(f"DNS {describe} not reached within {budget_s:.2f} s (last answer: {last})",
-                              last=last, history=history) from None
+                              last=last, history=history)
     reached = history[-1]
-    return AnswerWait(elapsed_s=reached.elapsed_s, reached_at=reached.t, started_at=started_at,
-                      budget_s=budget_s, answers=answers, history=history)
+    return AnswerWait(elapsed_s=reached.elapsed_s, reached_at=reached.t, started_at=wait.started_at,
+                      budget_s=budget_s, answers=wait.value, history=history, max_gap_s=wait.max_gap_s)
 
 
 def wait_until_excludes(fetch: Fetch, deployment: Deployment, region: str, budget_s: float,

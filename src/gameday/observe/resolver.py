@@ -5,7 +5,7 @@ Why not the system's getaddrinfo: the game day must see exactly what a client se
 local cloud's DNS server on loopback, or the system's on AWS), and optionally send an
 EDNS0 client subnet so latency routing answers as it would for a client in a region.
 
-Caching follows the BRIEF contract: the TTL on the wire is the record's AWS TTL; a
+Caching: the TTL on the wire is the record's AWS TTL; a
 client caches an answer for `ttl * time_scale` seconds (time_scale is 1.0 on AWS, so
 one code path). Entries are kept per (name, client region); the no-cache mode asks the
 server on every call, as a client with DNS caching disabled would.
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import dns.edns
 import dns.exception
@@ -129,7 +130,7 @@ class Resolver:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_deployment(cls, dep: Any, *, cache: bool = True, **kwargs: Any) -> "Resolver":
+    def from_deployment(cls, dep: Any, *, cache: bool = True, **kwargs: Any) -> Resolver:
         """From a gameday.deployment.Deployment (attribute access): dns_resolver, time_scale, regions."""
         addresses = {
             r.name: r.client_address for r in getattr(dep, "regions", []) or [] if getattr(r, "client_address", None)
@@ -217,9 +218,9 @@ class Resolver:
             target = chain.canonical_name  # the server gave the CNAME only: ask for its target
         raise DnsResolutionError(name, f"more than {MAX_CNAME_HOPS} CNAME hops")
 
-    def _exchange(self, target: dns.name.Name, client_address: str | None) -> dns.message.Message:
+    def _exchange(self, target: dns.name.Name, client_address: str | None) -> dns.message.QueryMessage:
         """One question, retried (timeouts, socket errors, SERVFAIL/REFUSED) across the servers."""
-        options = [dns.edns.ECSOption(client_address, 32)] if client_address else []
+        options: list[dns.edns.Option] = [dns.edns.ECSOption(client_address, 32)] if client_address else []
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=0.05, max=0.5),
@@ -236,6 +237,8 @@ class Resolver:
                     with self._lock:
                         self.queries_sent += 1
                     response, _ = dns.query.udp_with_fallback(query, host, timeout=self.timeout_s, port=port)
+                    if not isinstance(response, dns.message.QueryMessage):  # an answer to a query parses as one
+                        raise dns.exception.FormError(f"not a query response: {type(response).__name__}")
                     if response.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
                         raise _Retryable(dns.rcode.to_text(response.rcode()))
                     return response

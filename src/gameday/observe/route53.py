@@ -11,17 +11,16 @@ FailureThreshold and the time scale.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_before_delay, wait_fixed
-
-from gameday.errors import GamedayError
+from gameday import timing
+from gameday.errors import Category, ScenarioError
 
 HEALTHY_FRACTION = 0.18          # healthy when strictly more than this share of checkers say Success
 DETECTION_MARGIN = 2.0           # covers staggered checker phases (up to one more interval) and jitter
 DETECTION_SLACK_S = 3.0          # fixed: API latency and a loaded CI machine
-POLL_FLOOR_S = 0.05              # never hammer the API (AWS: 10 requests/s per account, shared)
 
 ProgressCallback = Callable[[str, int, int, float, float], None]  # (region, failing, total, elapsed, budget)
 
@@ -61,12 +60,14 @@ class HealthWait:
     budget_s: float
     final: HealthStatus
     history: list[Poll] = field(default_factory=list)
+    poll_s: float = 0.0
+    max_gap_s: float = 0.0     # the largest gap between two polls: the measurement's real resolution
 
 
-class DetectionTimeout(GamedayError):
+class DetectionTimeout(ScenarioError):
     """The health check did not reach the expected state within the budget."""
 
-    category = "detection_timeout"
+    category = Category.DETECTION_TIMEOUT
 
     def __init__(self, message: str, *, health_check_id: str, expected_healthy: bool, budget_s: float,
                  last: HealthStatus | None, history: list[Poll]) -> None:
@@ -111,9 +112,9 @@ def detection_budget(hc_config: dict[str, Any], time_scale: float, margin: float
 
 
 def default_poll_interval(hc_config: dict[str, Any], time_scale: float) -> float:
-    """A fifth of a (scaled) checker interval, floored: well inside 'one poll interval' precision."""
+    """The poll interval (timing.poll_interval_for) of this check's own RequestInterval."""
     interval = float(_check_config(hc_config).get("RequestInterval", 30))
-    return max(interval * time_scale / 5.0, POLL_FLOOR_S)
+    return timing.poll_interval_for(interval, time_scale)
 
 
 class Route53HealthProbe:
@@ -143,7 +144,7 @@ class Route53HealthProbe:
     def detection_budget(self, hc_id: str) -> float:
         return detection_budget(self.health_check_config(hc_id), self.time_scale)
 
-    def wait_until(self, hc_id: str, healthy: bool, budget_s: float | None = None, poll_s: float | None = None,
+    def wait_until(self, hc_id: str, *, healthy: bool, budget_s: float | None = None, poll_s: float | None = None,
                    on_progress: ProgressCallback | None = None, region: str = "") -> HealthWait:
         """Poll until the >18% rule says `healthy`; DetectionTimeout (with the last observations) if not
         within the budget (default: derived from the check's own config)."""
@@ -152,35 +153,31 @@ class Route53HealthProbe:
             budget_s = detection_budget(config, self.time_scale) if budget_s is None else budget_s
             poll_s = default_poll_interval(config, self.time_scale) if poll_s is None else poll_s
         history: list[Poll] = []
-        last: list[HealthStatus] = []
-        started_at = time.time()
         started = time.monotonic()
+        limit = budget_s
 
         def poll() -> HealthStatus:
             status = self.health_status(hc_id)
             elapsed = time.monotonic() - started
             history.append(Poll(time.time(), elapsed, status.healthy, status.failing, status.total))
-            last[:] = [status]
             if on_progress is not None:
-                on_progress(region or hc_id, status.failing, status.total, elapsed, budget_s)
+                on_progress(region or hc_id, status.failing, status.total, elapsed, limit)
             return status
 
-        retrying = Retrying(stop=stop_before_delay(budget_s), wait=wait_fixed(poll_s),
-                            retry=retry_if_result(lambda s: s.healthy is not healthy), reraise=False)
-        try:
-            final = retrying(poll)
-        except RetryError:
+        wait = timing.measured_poll(poll, until=lambda s: s.healthy is healthy, poll_s=poll_s, budget_s=budget_s)
+        if not wait.reached or wait.value is None:
             state = "healthy" if healthy else "unhealthy"
-            seen = last[0] if last else None
+            seen = wait.value
             summary = f"{seen.failing}/{seen.total} failing" if seen else "no answer"
             raise DetectionTimeout(
                 f"health check {hc_id}{' (' + region + ')' if region else ''} not {state} within "
                 f"{budget_s:.2f} s (last: {summary})",
                 health_check_id=hc_id, expected_healthy=healthy, budget_s=budget_s, last=seen,
-                history=history) from None
+                history=history)
         reached = history[-1]
-        return HealthWait(elapsed_s=reached.elapsed_s, reached_at=reached.t, started_at=started_at,
-                          budget_s=budget_s, final=final, history=history)
+        return HealthWait(elapsed_s=reached.elapsed_s, reached_at=reached.t, started_at=wait.started_at,
+                          budget_s=budget_s, final=wait.value, history=history, poll_s=poll_s,
+                          max_gap_s=wait.max_gap_s)
 
 
 def health_status(route53: Any, hc_id: str) -> HealthStatus:

@@ -14,19 +14,21 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from tenacity import RetryError, Retrying, retry_if_result, stop_before_delay, wait_fixed
 
+from gameday import timing
 from gameday.deployment import Deployment
-from gameday.errors import GamedayError
+from gameday.errors import Category, ScenarioError
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-class ItemNotReplicated(GamedayError):
-    category = "lost_writes"
+class ItemNotReplicated(ScenarioError):
+    """An acknowledged item did not reach a region within the replication budget."""
 
-    def __init__(self, message: str, *, last: dict[str, "ItemView"], history: list[dict[str, Any]]) -> None:
+    category = Category.LOST_WRITES
+
+    def __init__(self, message: str, *, last: dict[str, ItemView], history: list[dict[str, Any]]) -> None:
         super().__init__(message)
         self.last = last
         self.history = history
@@ -51,15 +53,16 @@ class ItemWait:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """DynamoDB values as plain Python (Decimal -> int or float, sets -> sorted lists)."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, set):
-        return sorted(_plain(v) for v in value)
+        return sorted(plain(v) for v in value)
     return value
 
 
@@ -71,7 +74,7 @@ def read_item(clients: Any, deployment: Deployment, region: str, key: dict[str, 
     response = clients.dynamodb(region).get_item(TableName=deployment.table.name, Key=_wire_key(key),
                                                  ConsistentRead=True)
     raw = response.get("Item")
-    item = None if raw is None else _plain({k: _deserializer.deserialize(v) for k, v in raw.items()})
+    item = None if raw is None else plain({k: _deserializer.deserialize(v) for k, v in raw.items()})
     written = None if item is None else item.get(deployment.table.region_attribute)
     return ItemView(region=region, item=item, written_region=None if written is None else str(written))
 
@@ -86,7 +89,7 @@ def items_by_region(clients: Any, deployment: Deployment, key: dict[str, Any]) -
     return {region: view.item for region, view in read_item_everywhere(clients, deployment, key).items()}
 
 
-def wait_until_item_in_region(clients: Any, deployment: Deployment, region: str, key: dict[str, Any],
+def wait_until_item_in_region(clients: Any, deployment: Deployment, region: str, key: dict[str, Any], *,
                               budget_s: float, poll_s: float) -> ItemWait:
     """Poll `region`'s replica until the item is there; ItemNotReplicated (with every region's view)."""
     history: list[dict[str, Any]] = []
@@ -97,18 +100,16 @@ def wait_until_item_in_region(clients: Any, deployment: Deployment, region: str,
         history.append({"t": time.time(), "elapsed_s": time.monotonic() - started, "present": view.present})
         return view
 
-    retrying = Retrying(stop=stop_before_delay(budget_s), wait=wait_fixed(poll_s),
-                        retry=retry_if_result(lambda v: not v.present), reraise=False)
-    try:
-        view = retrying(poll)
-    except RetryError:
+    wait = timing.measured_poll(poll, until=lambda v: v.present, poll_s=poll_s, budget_s=budget_s)
+    view = wait.value
+    if not wait.reached or view is None:
         last = read_item_everywhere(clients, deployment, key)
         where = ", ".join(f"{r}: {'present' if v.present else 'absent'}" for r, v in last.items())
         raise ItemNotReplicated(f"item {key} not in {region} within {budget_s:.2f} s ({where})",
-                                last=last, history=history) from None
+                                last=last, history=history)
     return ItemWait(elapsed_s=history[-1]["elapsed_s"], reached_at=history[-1]["t"], view=view, history=history)
 
 
 def replication_budget(deployment: Deployment, aws_seconds: float = 10.0, slack_s: float = 5.0) -> float:
     """Replication is 'typically within a second'; allow `aws_seconds` scaled plus slack."""
-    return aws_seconds * deployment.time_scale + slack_s
+    return timing.scaled(aws_seconds, deployment.time_scale, slack_s=slack_s)

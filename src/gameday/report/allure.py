@@ -22,37 +22,26 @@ import json
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import allure
 
-# ---------------------------------------------------------------------------------------------------------------
-# failure categories
+from gameday.errors import VERDICTS, Category, categorised
+from gameday.records import Phase, RunRecord
 
-#: (category id, title shown in Allure, what it means). Order matters: Allure puts a failure in the first match.
-CATEGORIES: tuple[tuple[str, str, str], ...] = (
-    ("fault_not_effective", "Fault not effective", "the fault was applied but the region kept answering as before"),
-    ("detection_timeout", "Detection timeout", "Route 53 did not report the region unhealthy within the budget"),
-    ("no_dns_shift", "No DNS shift", "DNS kept answering the failed region within the budget"),
-    ("wrong_region", "Wrong region", "a write or read was served by the wrong region"),
-    ("write_failed", "Write failed", "the surviving region did not acknowledge a write through the global domain"),
-    ("lost_writes", "Lost writes", "acknowledged writes missing from a region after recovery"),
-    ("rollback_failure", "Rollback failure", "the fault could not be undone exactly"),
-    ("slo_violation", "SLO violation", "a measured figure is outside the SLO set by the deployment or the command line"),
-    ("harness_error", "Harness error", "the harness itself failed (an uncategorised exception)"),
-)
+__all__ = ["CATEGORIES", "CATEGORY_IDS", "CATEGORY_LABEL", "Phase", "RunRecord", "categorised", "category_of"]
+
+# ---------------------------------------------------------------------------------------------------------------
+# failure categories (named, described and ordered by gameday.errors.VERDICTS)
+
+#: (category id, title shown in Allure, what it means), in the order Allure matches them.
+CATEGORIES: tuple[tuple[str, str, str], ...] = tuple((v.category.value, v.title, v.description)
+                                                     for v in VERDICTS.values())
 CATEGORY_IDS = tuple(c[0] for c in CATEGORIES)
 CATEGORY_LABEL = "failure_category"
 _TAG = re.compile(r"^(?:[A-Za-z_][\w.]*: )?\[(" + "|".join(CATEGORY_IDS) + r")\]")
-
-
-def categorised(category: str, message: str) -> str:
-    """`message` tagged for the Allure categories: ``"[detection_timeout] region eu-west-1 still healthy ..."``."""
-    _check_category(category)
-    return f"[{category}] {message}"
 
 
 def category_of(failure: BaseException | str | None) -> str | None:
@@ -64,11 +53,6 @@ def category_of(failure: BaseException | str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def _check_category(category: str) -> None:
-    if category not in CATEGORY_IDS:
-        raise ValueError(f"unknown failure category {category!r}; expected one of {', '.join(CATEGORY_IDS)}")
-
-
 def _message_regex(category: str) -> str:
     # Full match (Allure 2 uses Java matches()); anchored search (Allure 3 uses JS RegExp.test); same text works.
     return r"^(?:[A-Za-z_][\w.]*: )?\[" + category + r"\][\s\S]*"
@@ -76,25 +60,26 @@ def _message_regex(category: str) -> str:
 
 def allure2_categories() -> list[dict[str, Any]]:
     """categories.json content (Allure 2 format, also read by Allure 3's classic/allure2 plugins)."""
-    out = []
-    for cid, title, meaning in CATEGORIES:
-        out.append({"name": title, "description": meaning, "messageRegex": _message_regex(cid),
-                    "matchedStatuses": ["failed", "broken"]})
-    out.append({"name": "Harness error", "description": "uncategorised exception", "matchedStatuses": ["broken"]})
+    out: list[dict[str, Any]] = [
+        {"name": v.title, "description": v.description, "messageRegex": _message_regex(v.category.value),
+         "matchedStatuses": ["failed", "broken"]} for v in VERDICTS.values()]
+    harness = VERDICTS[Category.HARNESS_ERROR]
+    out.append({"name": harness.title, "description": "uncategorised exception", "matchedStatuses": [harness.status]})
     return out
 
 
 def allure3_categories() -> list[dict[str, Any]]:
     """The same categories as Allure 3 config rules (the awesome plugin reads rules from the config only)."""
     rules = []
-    for cid, title, meaning in CATEGORIES:
+    for v in VERDICTS.values():
+        cid = v.category.value
         matchers: list[dict[str, Any]] = [
             {"statuses": ["failed", "broken"], "labels": {CATEGORY_LABEL: f"^{cid}$"}},
             {"statuses": ["failed", "broken"], "message": _message_regex(cid)},
         ]
-        if cid == "harness_error":
+        if v.status == "broken":  # the catch-all: a broken test nobody categorised
             matchers.append({"statuses": ["broken"]})
-        rules.append({"id": cid, "name": title, "matchers": matchers, "expand": True})
+        rules.append({"id": cid, "name": v.title, "matchers": matchers, "expand": True})
     return rules
 
 
@@ -102,7 +87,7 @@ def allure3_categories() -> list[dict[str, Any]]:
 # scrubbing
 
 REDACTED = "<redacted>"
-_flipped_keys: set[str] = {"status"}  # the Health function's key the flip-health fault changes (BRIEF.md)
+_flipped_keys: set[str] = {"status"}  # the Health function's key the flip-health fault changes
 _known_secrets: set[str] = set()       # secret-named values seen while scrubbing; redacted from free text afterwards
 
 _ENV_CONTAINER = re.compile(r"^(variables|env|environment|lambda_env|.*_env|.*_environment|.*Environment)$", re.I)
@@ -193,24 +178,7 @@ def _scrub(obj: Any, keep: frozenset[str], in_env: bool) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# run record and phases
-
-
-@dataclasses.dataclass
-class RunRecord:
-    """What one scenario did, kept whether or not Allure is on: phases with times, labels, failure category."""
-
-    scenario: str = ""
-    phases: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    labels: dict[str, Any] = dataclasses.field(default_factory=dict)
-    failure_category: str | None = None
-
-    def phase_durations(self) -> dict[str, float]:
-        return {p["name"]: p["duration_s"] for p in self.phases if p.get("duration_s") is not None}
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
+# phases (timed into the run record, gameday.records.RunRecord, whether or not Allure is on)
 
 _current: contextvars.ContextVar[RunRecord | None] = contextvars.ContextVar("gameday_run_record", default=None)
 
@@ -230,27 +198,14 @@ def current_record() -> RunRecord | None:
 
 
 @contextlib.contextmanager
-def phase(name: str, record: RunRecord | None = None) -> Iterator[dict[str, Any]]:
-    """An Allure step named `name`; its start/end/duration (and outcome) go into the run record in a `finally`.
-
-    Yields the phase entry (a dict) so the caller may add figures to it, e.g. ``entry["budget_s"] = 3.0``.
-    """
+def phase(name: str, record: RunRecord | None = None) -> Iterator[Phase]:
+    """An Allure step named `name`, timed as a phase of the run record (start/end/duration and outcome,
+    set in a `finally`; the error scrubbed). Yields the phase, to which the caller may add figures,
+    e.g. ``entry["budget_s"] = 3.0``. Outside a recording the phase is timed but kept nowhere."""
     target = record if record is not None else _current.get()
-    entry: dict[str, Any] = {"name": name, "start": time.time(), "end": None, "duration_s": None,
-                             "outcome": "passed", "error": None}
-    if target is not None:
-        target.phases.append(entry)
-    t0 = time.perf_counter()
-    try:
-        with allure.step(name):
-            yield entry
-    except BaseException as exc:
-        entry["outcome"] = "failed" if isinstance(exc, AssertionError) else "broken"
-        entry["error"] = scrub_text(f"{type(exc).__name__}: {exc}")[:500]
-        raise
-    finally:
-        entry["duration_s"] = round(time.perf_counter() - t0, 6)
-        entry["end"] = time.time()
+    timed = target if target is not None else RunRecord()
+    with timed.phase(name, describe=scrub_text) as entry, allure.step(name):
+        yield entry
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -296,7 +251,7 @@ def _html(value: Any) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def label_scenario(epic: str, feature: str, story: str, severity: str = "critical",
+def label_scenario(epic: str, feature: str, story: str, severity: str = "critical",  # noqa: PLR0917 (Allure's label order)
                    failed_region: str | None = None, survivor: str | None = None,
                    title: str | None = None) -> None:
     """Epic/feature/story/severity labels plus the regions as parameters (shown and filterable in Allure)."""
@@ -316,13 +271,13 @@ def label_scenario(epic: str, feature: str, story: str, severity: str = "critica
                              failed_region=failed_region, survivor=survivor)
 
 
-def set_failure_category(category: str) -> None:
+def set_failure_category(category: Category | str) -> None:
     """Mark the running test's failure kind (label ``failure_category``), so it lands in that Allure category."""
-    _check_category(category)
-    allure.dynamic.label(CATEGORY_LABEL, category)
+    known = Category.parse(category)
+    allure.dynamic.label(CATEGORY_LABEL, known.value)
     record = _current.get()
-    if record is not None:
-        record.failure_category = category
+    if record is not None and record.category is None:
+        record.category = known
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -351,7 +306,7 @@ def _prop_escape(text: str, key: bool = False) -> str:
 
 def environment_properties(deployment: Mapping[str, Any], *, health_check_interval_s: float = 10,
                            failure_threshold: int = 3, gameday_version: str | None = None) -> dict[str, str]:
-    """The environment.properties entries for a deployment description (BRIEF.md shape)."""
+    """The environment.properties entries for a deployment description."""
     table = deployment.get("table") or {}
     regions = [r.get("name", "?") if isinstance(r, Mapping) else str(r) for r in deployment.get("regions") or []]
     return {

@@ -31,7 +31,7 @@ MARKS: tuple[tuple[str, str, str], ...] = (
 )
 OK_COLOUR = "#4caf50"
 FAIL_COLOUR = "#e53935"
-UNHEALTHY_FAILING_FRACTION = 0.82  # healthy needs > 18% healthy checkers (BRIEF.md)
+UNHEALTHY_FAILING_FRACTION = 0.82  # healthy needs > 18% healthy checkers (Route 53)
 
 
 def _save(fig: Figure, path: str | os.PathLike[str] | None, dpi: int) -> bytes:
@@ -99,7 +99,7 @@ def timeline_chart(events: Iterable[Mapping[str, Any]], marks: Mapping[str, floa
     axes = [fig.add_subplot(len(names), 1, i + 1) for i in range(len(names))]
     for ax in axes[1:]:
         ax.sharex(axes[0])
-    for ax, name in zip(axes, names):
+    for ax, name in zip(axes, names, strict=True):
         sel = regs == codes.get(name, -1)
         good, _ = np.histogram(rel[sel & oks], bins=edges)
         bad, _ = np.histogram(rel[sel & ~oks], bins=edges)

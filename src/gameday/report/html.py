@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from gameday.errors import GamedayError
 from gameday.report.allure import allure3_categories, scrub_text
@@ -57,14 +58,15 @@ def find_allure(allure_bin: str | os.PathLike[str] | None = None) -> list[str]:
     explicit = allure_bin or os.environ.get("GAMEDAY_ALLURE_BIN")
     if explicit:
         if not Path(explicit).exists():
-            raise ReportToolMissing(f"cannot build the HTML report: {explicit} not found "
-                                    f"({'GAMEDAY_ALLURE_BIN' if not allure_bin else 'allure_bin'})")
+            where = "GAMEDAY_ALLURE_BIN" if not allure_bin else "allure_bin"
+            raise ReportToolMissing(f"cannot build the HTML report: {explicit} ({where}) not found; run `npm ci` "
+                                    "where package.json names allure, or point GAMEDAY_ALLURE_BIN at it")
         return [node, str(Path(explicit).resolve())]
     for candidate in _allure_candidates():
         if candidate.exists():
             return [node, str(candidate.resolve())]
-    raise ReportToolMissing("cannot build the HTML report: Allure 3 not found; run `npm install allure@3` in this "
-                            "folder, or set GAMEDAY_ALLURE_BIN to its node_modules/.bin/allure")
+    raise ReportToolMissing("cannot build the HTML report: Allure 3 not found; run `npm ci` in the gameday "
+                            "checkout (or `npm install allure@3` here), or set GAMEDAY_ALLURE_BIN")
 
 
 def strip_analytics(html: str) -> str:
@@ -160,7 +162,7 @@ def build_report(report_dir: str | os.PathLike[str],
     history = report_dir / HISTORY_FILE
     with tempfile.TemporaryDirectory(prefix=".allure-build-", dir=report_dir) as tmp:
         work = Path(tmp)
-        config = {
+        config: dict[str, Any] = {
             "name": name,
             "output": str(work / "out"),
             "historyPath": str(history),

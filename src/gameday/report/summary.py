@@ -1,8 +1,9 @@
 """The plain run summary: `<run-dir>/summary.json`, `<run-dir>/summary.md`, and the same table for a terminal.
 
 Why it exists beside Allure: a scheduled game day must leave a readable result even where Node.js is absent,
-and CI and scripts want one JSON file with a row per scenario (BRIEF.md "Run output"). Every row and the
-deployment pass through `gameday.report.allure.scrub`, like Allure attachments do.
+and CI and scripts want one JSON file with a row per scenario. A row is made by `summary_row` from the run
+record (gameday.records.RunRecord), and only there; every row and the deployment pass through
+`gameday.report.allure.scrub`, like Allure attachments do.
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gameday.records import RunRecord
 from gameday.report.allure import scrub
 
-#: the per-row figures of issue 4, hoisted from row["metrics"] when the row lacks them at the top level
+#: the figures of a game day under load that every row carries at its top level (None when not measured)
 LOAD_FIGURES = ("acked_writes", "rpo_lost_writes", "client_outage_s", "errors", "replication_lag_p50_s",
                 "replication_lag_p99_s", "failback_s")
-ROW_KEYS = ("scenario", "failed_region", "survivor", "detection_s", "dns_shift_s", "verdict", "failure_category",
-            *LOAD_FIGURES, "evidence", "metrics", "charts")
 #: (column title, row key, is a duration in measured seconds)
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("scenario", "scenario", False),
@@ -40,26 +40,34 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 DURATION_KEYS = tuple(key for _, key, is_s in COLUMNS if is_s)
 
 
-def normalise_row(row: Mapping[str, Any], time_scale: float = 1.0,
-                  run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """A row with every contract key present (None when unknown), scrubbed, issue-4 figures at the top level,
-    chart paths relative to the run dir, and `aws_equivalent_s` when the run was time-scaled."""
-    metrics = dict(row.get("metrics") or {})
-    out: dict[str, Any] = {key: row.get(key) for key in ROW_KEYS}
-    for key in (*LOAD_FIGURES, "detection_s", "dns_shift_s"):
-        if out.get(key) is None and metrics.get(key) is not None:
-            out[key] = metrics[key]
-    for key, value in row.items():  # keep extra fields a scenario adds
-        out.setdefault(key, value)
-    out["evidence"] = out.get("evidence") or {}
-    out["metrics"] = metrics
-    out["charts"] = [_relative(p, run_dir) for p in (out.get("charts") or [])]
-    if out.get("verdict") not in ("pass", "fail"):
-        out["verdict"] = "fail" if out.get("failure_category") else (out.get("verdict") or "fail")
+def summary_row(record: RunRecord, time_scale: float = 1.0,
+                run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The summary row of a run: every key present (None when unknown), the headline figures at the top
+    level beside all of them under `metrics`, chart paths relative to the run dir, `aws_equivalent_s`
+    when the run was time-scaled; scrubbed."""
+    figures = dict(record.figures)
+    row: dict[str, Any] = {
+        "scenario": record.scenario,
+        "failed_region": record.failed_region,
+        "survivor": record.survivor,
+        "detection_s": figures.get("detection_s"),
+        "dns_shift_s": figures.get("dns_shift_s"),
+        "verdict": record.verdict,
+        "failure_category": record.category.value if record.category is not None else None,
+        "error": record.message,
+        **{key: figures.get(key) for key in LOAD_FIGURES},
+        "marks": dict(record.marks),
+        "metrics": figures,
+        "evidence": dict(record.evidence),
+        "findings": list(record.findings),
+        "events": [e.to_dict() for e in record.events],
+        "phases": record.phase_dicts(),
+        "charts": [_relative(p, run_dir) for p in record.charts],
+    }
     if time_scale and time_scale < 1.0:
-        out["aws_equivalent_s"] = {k: round(out[k] / time_scale, 3) for k in DURATION_KEYS
-                                   if isinstance(out.get(k), (int, float))}
-    return scrub(out)
+        row["aws_equivalent_s"] = {k: round(row[k] / time_scale, 3) for k in DURATION_KEYS
+                                   if isinstance(row.get(k), (int, float))}
+    return scrub(row)
 
 
 def chart_file(run_dir: str | os.PathLike[str], scenario: str, kind: str) -> Path:
@@ -116,9 +124,9 @@ def table_cells(rows: Iterable[Mapping[str, Any]], time_scale: float = 1.0) -> t
     """Header and cells of the summary table (shared by markdown and terminal rendering)."""
     header = [title for title, _, _ in COLUMNS]
     body = []
-    for row in rows:
-        metrics = row.get("metrics") or {}
-        row = {**{k: metrics[k] for k in LOAD_FIGURES if k in metrics}, **{k: v for k, v in row.items()
+    for given in rows:
+        metrics = given.get("metrics") or {}
+        row = {**{k: metrics[k] for k in LOAD_FIGURES if k in metrics}, **{k: v for k, v in given.items()
                                                                           if v is not None}}
         cells = []
         for _, key, is_s in COLUMNS:
@@ -132,9 +140,9 @@ def render_terminal(rows: Iterable[Mapping[str, Any]], time_scale: float = 1.0) 
     rows = list(rows)
     header, body = table_cells(rows, time_scale)
     widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
-    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     rule = "  ".join("-" * w for w in widths)
-    lines = [line, rule] + ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
+    lines = [line, rule] + ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
     if time_scale and time_scale < 1.0:
         lines.append(f"(time scale {time_scale:g}: AWS-equivalent seconds in brackets)")
     lines += [f"finding: {_row_name(r)}: {f}" for r in rows for f in (r.get("findings") or [])]
@@ -185,13 +193,15 @@ def render_markdown(run_id: str, rows: Sequence[Mapping[str, Any]], time_scale: 
 
 
 def write_summary(run_dir: str | os.PathLike[str], run_id: str, started: str | float,
-                  deployment: Mapping[str, Any], rows: Iterable[Mapping[str, Any]],
+                  deployment: Mapping[str, Any], rows: Iterable[Mapping[str, Any] | RunRecord], *,
                   time_scale: float | None = None) -> tuple[Path, Path]:
-    """Write `<run_dir>/summary.json` and `<run_dir>/summary.md`; returns both paths."""
+    """Write `<run_dir>/summary.json` and `<run_dir>/summary.md`; returns both paths. `rows` are run
+    records, or rows as the workers wrote them (read back into records, then made rows again)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     scale = float(time_scale if time_scale is not None else deployment.get("time_scale", 1.0) or 1.0)
-    clean_rows = [normalise_row(r, scale, run_dir) for r in rows]
+    records = [r if isinstance(r, RunRecord) else RunRecord.from_row(r) for r in rows]
+    clean_rows = [summary_row(r, scale, run_dir) for r in records]
     doc = {"run_id": run_id, "started": started, "deployment": scrub(dict(deployment)), "time_scale": scale,
            "rows": clean_rows}
     json_path = run_dir / "summary.json"
