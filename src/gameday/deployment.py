@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from gameday.errors import UsageError
+from gameday.records import FIGURES
 
 SCHEMA_VERSION = 1
 TARGETS = ("local", "aws")
@@ -29,8 +30,6 @@ FAILOVER_ROLES = ("PRIMARY", "SECONDARY")
 # table version -> the attribute that names the region that wrote an item (AWS_FACTS.md)
 REGION_ATTRIBUTE_BY_VERSION = {"2017.11.29": "aws:rep:updateregion", "2019.11.21": "written_region"}
 DEFAULT_FUNCTIONS = {"put": "gameday-PutItem", "get": "gameday-GetItem", "health": "gameday-Health"}
-SLO_FIELDS = ("detection_s", "dns_shift_s", "client_outage_s", "rpo_lost_writes",
-              "replication_lag_p99_s", "failback_s")
 _REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
@@ -70,16 +69,35 @@ class Table:
     region_attribute: str
 
 
-@dataclass(frozen=True)
-class Slo:
-    """SLO targets a game day under load is judged by; None = not set."""
+class Slo(Mapping[str, float]):
+    """The SLO maxima a game day is judged by ({figure: max}, figures from records.FIGURES).
+    A figure not set reads as None, as an attribute or with `.get`."""
 
-    detection_s: float | None = None
-    dns_shift_s: float | None = None
-    client_outage_s: float | None = None
-    rpo_lost_writes: float | None = None
-    replication_lag_p99_s: float | None = None
-    failback_s: float | None = None
+    def __init__(self, values: Mapping[str, float] | None = None) -> None:
+        self._values = dict(values or {})
+
+    def __getitem__(self, name: str) -> float:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, name: str) -> float | None:
+        if name in FIGURES:
+            return self._values.get(name)
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"Slo({self._values!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self) == dict(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
 
 
 @dataclass(frozen=True)
@@ -265,17 +283,17 @@ def _parse_functions(v: _Validator, raw: Any, where: str) -> Functions:
 def _parse_slo(v: _Validator, raw: Any) -> Slo:
     if raw is None:
         return Slo()
-    slo = v.mapping(raw, "slo", "a mapping of " + ", ".join(SLO_FIELDS))
-    v.known_keys(slo, "slo", set(SLO_FIELDS))
-    values: dict[str, float | None] = {}
-    for key in SLO_FIELDS:
+    slo = v.mapping(raw, "slo", "a mapping of " + ", ".join(FIGURES))
+    v.known_keys(slo, "slo", set(FIGURES))
+    values: dict[str, float] = {}
+    for key in FIGURES:
         if slo.get(key) is None:
             continue
         number = v.number(slo[key], f"slo.{key}", "a number >= 0")
         if number < 0:
             v.fail(f"slo.{key}", "a number >= 0", number)
         values[key] = float(number)
-    return Slo(**values)
+    return Slo(values)
 
 
 def _split_host_port(text: str) -> tuple[str, int]:

@@ -24,6 +24,24 @@ RUNNING, SUCCEEDED, FAILED, BROKEN, INTERRUPTED = "running", "succeeded", "faile
 _OUTCOMES = {RUNNING: "running", SUCCEEDED: "passed", FAILED: "failed", BROKEN: "broken", INTERRUPTED: "broken"}
 ERROR_CHARS = 500
 
+#: The figures a run reports that an SLO can bound: name -> what it measures. The one list: the
+#: deployment file's `slo:`, `--slo` and the checks all take these names. Figures named *_s are
+#: durations (compared in AWS-equivalent seconds); the others are counts.
+FIGURES: dict[str, str] = {
+    "detection_s": "fault injected -> Route 53 reports the region unhealthy",
+    "dns_shift_s": "fault injected -> DNS stops answering the region",
+    "client_outage_s": "time during which the clients' requests failed",
+    "errors": "failed requests during the game day",
+    "failed_requests": "requests that failed, over the whole traffic",
+    "rpo_lost_writes": "acknowledged writes missing after recovery",
+    "replication_lag_p50_s": "replication lag, median",
+    "replication_lag_p99_s": "replication lag, 99th percentile",
+    "failback_s": "restore -> the region serves its clients again",
+    "latency_before_p99_s": "request latency p99 before the fault",
+    "latency_during_p99_s": "request latency p99 while the region was failed",
+    "latency_after_p99_s": "request latency p99 after recovery",
+}
+
 
 def status_of_exception(exc: BaseException) -> str:
     """interrupted (Ctrl-C, SIGTERM), failed (a verification: an assertion, or a category that fails),

@@ -19,7 +19,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "records": {"errors"},
     "timing": {"errors"},
-    "deployment": {"errors", "timing"},
+    "deployment": {"errors", "timing", "records"},
     "aws": BASE,
     "faults": BASE | {"aws"},
     "observe": BASE | {"aws"},

@@ -133,6 +133,7 @@ def test_summary_json_and_md_shape(tmp_path):
         assert column in header
     assert "0.31 s (31 s AWS)" in md and "0.92 s (92 s AWS)" in md
     assert "fail (detection_timeout)" in md
+    assert "**failover[us-east-1]**: detection_timeout: [detection_timeout] us-east-1 still healthy" in md
     assert "![failover-eu-west-1-timeline](charts/failover-eu-west-1-timeline.png)" in md
     assert (tmp_path / "run" / "charts" / "failover-eu-west-1-timeline.png").is_file()
 

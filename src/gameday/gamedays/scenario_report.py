@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from gameday.errors import category_of_exception
+from gameday.errors import Category, category_of_exception
 from gameday.gamedays.session import GamedaySession
+from gameday.gamedays.steps import fail
+from gameday.measure.slo import effective_slos, violations_of_measured
 from gameday.records import RunRecord
 from gameday.report import allure as reporting
 from gameday.report import charts, summary
@@ -29,12 +31,26 @@ def reported_scenario(session: GamedaySession, run: RunRecord, *, feature: str, 
                                  title=f"{run.scenario}: {run.failed_region} fails")
         try:
             yield run
+            _judge_slos(session, run)
         except (Exception, KeyboardInterrupt) as exc:  # not pytest's skip/xfail outcomes
             if run.category is None:
                 run.fail(category_of_exception(exc), f"{type(exc).__name__}: {exc}")
             raise
         finally:
             _finish(session, run)
+
+
+def _judge_slos(session: GamedaySession, run: RunRecord) -> None:
+    """Every game day is judged by the SLOs on the figures it measured (one that judged itself, as
+    the failover under load does, has its verdict in evidence["slo"] already)."""
+    if run.category is not None or "slo" in run.evidence:
+        return
+    slos = effective_slos(session.deployment, session.slo_overrides)
+    violations = violations_of_measured(run.figures, slos, time_scale=session.deployment.time_scale)
+    run.evidence["slo"] = {"targets": {k: v for k, v in slos.items() if k in run.figures},
+                           "violations": [v.message for v in violations]}
+    if violations:
+        raise fail(run, Category.SLO_VIOLATION, "; ".join(v.message for v in violations))
 
 
 def _finish(session: GamedaySession, run: RunRecord) -> None:

@@ -80,6 +80,7 @@ class GamedaySession:
     local_cloud: Any = None          # gameday.localcloud.process.launcher.LocalCloud when the harness started one
     progress: Progress = field(default_factory=Progress)
     truth: GroundTruth = field(default_factory=lambda: GroundTruth(None))
+    slo_overrides: dict[str, float] = field(default_factory=dict)   # --slo / GAMEDAY_SLO, over the file's
 
     @property
     def poll_s(self) -> float:

@@ -20,7 +20,6 @@ acknowledgement as it happens (no copying of a growing event list), without chan
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import queue
 import threading
@@ -33,7 +32,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import wait_exponential
 
 from gameday import timing
-from gameday.deployment import Deployment
 from gameday.errors import Category, GamedayError, ScenarioFailed, UsageError
 from gameday.gamedays.failover import RegionFailover
 from gameday.gamedays.session import GamedaySession
@@ -41,6 +39,7 @@ from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_f
 from gameday.load.global_client import GlobalClient, GlobalResponse
 from gameday.load.traffic import PUT_PATH, Traffic
 from gameday.measure import metrics
+from gameday.measure.slo import effective_slos, parse_overrides
 from gameday.observe import dns_answers, tables
 from gameday.observe.resolver import Resolver
 from gameday.records import RunRecord
@@ -109,36 +108,8 @@ def _parse_setting(name: str, raw: Any, where: str) -> Any:
     return value
 
 
-def slo_overrides(cli: Iterable[str] | None = None, env: Mapping[str, str] | None = None) -> dict[str, float]:
-    """SLOs from `--slo NAME=MAX` (repeatable) over $GAMEDAY_SLO ("a=1,b=2"); AWS-equivalent seconds."""
-    env = os.environ if env is None else env
-    out: dict[str, float] = {}
-    sources = [(part, SLO_ENV) for part in (env.get(SLO_ENV) or "").split(",") if part.strip()]
-    sources += [(part, "--slo") for part in (cli or [])]
-    for part, where in sources:
-        name, sep, value = part.strip().partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise UsageError(f"{where}: expected NAME=MAX (e.g. client_outage_s=120), got {part!r}") from None
-        if name.strip() not in SLO_FIGURES:
-            raise UsageError(f"{where}: unknown figure {name.strip()!r} (expected one of {', '.join(SLO_FIGURES)})")
-    return out
-
-
-#: The figures an SLO can bound (those metrics.summarize measures as numbers).
-SLO_FIGURES = ("detection_s", "dns_shift_s", "client_outage_s", "errors", "failed_requests", "rpo_lost_writes",
-               "replication_lag_p50_s", "replication_lag_p99_s", "failback_s", "latency_before_p99_s",
-               "latency_during_p99_s", "latency_after_p99_s")
-
-
-def effective_slos(deployment: Deployment, overrides: Mapping[str, float] | None = None) -> dict[str, Any]:
-    """The deployment file's SLOs with the command line's on top (None = not set)."""
-    slos = dataclasses.asdict(deployment.slo)
-    slos.update(overrides or {})
-    return slos
+#: The command line's SLO parser and the file+command line merge (kept here for callers of the procedure).
+slo_overrides = parse_overrides
 
 
 class UnprocessedKeysLeft(GamedayError):

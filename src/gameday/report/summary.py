@@ -160,7 +160,9 @@ def _md_escape(text: str) -> str:
 
 def render_markdown(run_id: str, rows: Sequence[Mapping[str, Any]], time_scale: float = 1.0,
                     deployment: Mapping[str, Any] | None = None) -> str:
-    """summary.md: the table, any failures with their category, and each scenario's chart images."""
+    """summary.md: the table, any failures with their category and reason, and each scenario's chart
+    images (rows hold them relative to the run folder, where summary.md is written, so they
+    resolve wherever the folder is opened or copied)."""
     header, body = table_cells(rows, time_scale)
     out = [f"# Game day {run_id}", ""]
     if deployment:
@@ -176,7 +178,7 @@ def render_markdown(run_id: str, rows: Sequence[Mapping[str, Any]], time_scale: 
     if failed:
         out += ["", "## Failures", ""]
         for r in failed:
-            reason = (r.get("evidence") or {}).get("message") or r.get("message") or ""
+            reason = r.get("error") or (r.get("evidence") or {}).get("message") or r.get("message") or ""
             out.append(f"- **{_md_escape(str(r.get('scenario')))}**: {r.get('failure_category') or 'uncategorised'}"
                        + (f": {_md_escape(str(reason))}" if reason else ""))
     found = [(r, f) for r in rows for f in (r.get("findings") or [])]
