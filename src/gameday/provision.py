@@ -38,6 +38,13 @@ TEMPLATE_FILES = {
     "routing": "routing.yaml",
     "zone": "zone.yaml",
 }
+# The custom-domain shape (ProvisionSpec.custom_domain): per region an ACM certificate, a REGIONAL
+# API Gateway domain name and a base path mapping; routing by alias A records to the regional
+# domain names instead of CNAMEs to the execute-api hosts.
+CUSTOM_DOMAIN_TEMPLATE_FILES = {
+    "regional_domain": "regional-domain.yaml",
+    "routing_alias": "routing-alias.yaml",
+}
 ROUTE53_STACK_REGION = "us-east-1"  # Route 53 is global; its stacks live in us-east-1
 TABLE_VERSIONS = ("2017.11.29", "2019.11.21")
 ROUTINGS = ("failover", "latency")
@@ -50,6 +57,7 @@ SUPPORTED_RESOURCE_TYPES = frozenset({
     "AWS::ApiGateway::Deployment", "AWS::ApiGateway::Stage",
     "AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable",
     "AWS::Route53::HealthCheck", "AWS::Route53::RecordSet", "AWS::Route53::HostedZone",
+    "AWS::CertificateManager::Certificate", "AWS::ApiGateway::DomainName", "AWS::ApiGateway::BasePathMapping",
 })
 # Outputs the provisioner reads, per template.
 REQUIRED_OUTPUTS = {
@@ -57,6 +65,8 @@ REQUIRED_OUTPUTS = {
     "global_table": (),
     "routing": ("HealthCheckId",),
     "zone": ("HostedZoneId",),
+    "regional_domain": ("RegionalDomainName", "RegionalHostedZoneId"),
+    "routing_alias": ("HealthCheckId",),
 }
 
 
@@ -86,6 +96,8 @@ class ProvisionSpec:
     stack_prefix: str = "gameday"
     function_prefix: str = "gameday"
     stage: str = "prod"
+    # True: the custom-domain shape (regional-domain.yaml per region, routing-alias.yaml records).
+    custom_domain: bool = False
     # How clients reach each region: local cloud gives addresses + one port (http://addr:port/stage);
     # otherwise https://{ApiHost}/{stage}.
     region_addresses: dict[str, str] = field(default_factory=dict)
@@ -221,12 +233,13 @@ def check_references(doc: dict[str, Any], path: Path) -> None:
                     raise UsageError(f"template {path}: {section}.{name}: {kind} to undeclared {target!r}")
 
 
-def load_templates(templates_dir: str | None) -> dict[str, dict[str, Any]]:
+def load_templates(templates_dir: str | None, custom_domain: bool = False) -> dict[str, dict[str, Any]]:
     base = Path(templates_dir) if templates_dir else INFRA_DIR
     if not base.is_dir():
         raise UsageError(f"templates: {base} is not a directory")
     templates: dict[str, dict[str, Any]] = {}
-    for kind, filename in TEMPLATE_FILES.items():
+    files = {**TEMPLATE_FILES, **(CUSTOM_DOMAIN_TEMPLATE_FILES if custom_domain else {})}
+    for kind, filename in files.items():
         path = base / filename
         if not path.is_file():
             raise UsageError(f"templates: {base} has no {filename}")
@@ -310,7 +323,7 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
     functions = Path(spec.functions_dir) if spec.functions_dir else FUNCTIONS_DIR
     if not functions.is_dir() or not any(functions.glob("*.py")):
         raise UsageError(f"functions_dir: {functions} holds no handler modules")
-    return load_templates(spec.templates_dir)
+    return load_templates(spec.templates_dir, custom_domain=spec.custom_domain)
 
 
 # ---------------------------------------------------------------- packaging
@@ -494,17 +507,34 @@ class _Provisioner:
         if spec.table_version == "2017.11.29":
             self.create_legacy_global_table()
 
+        domains: dict[str, dict[str, str]] = {}
+        if spec.custom_domain:
+            for region in spec.regions:
+                domains[region] = self.create_stack(
+                    "regional_domain", region, self.stack_name("regional_domain", region),
+                    templates["regional_domain"], {
+                        "DomainName": spec.domain.rstrip("."), "RestApiId": regional[region]["ApiId"],
+                        "StageName": spec.stage, "HostedZoneId": zone_id,
+                    })
+
         described_regions = []
         for index, region in enumerate(spec.regions):
             out = regional[region]
             role = ("PRIMARY" if index == 0 else "SECONDARY") if spec.routing == "failover" else "NONE"
+            alias = {"RegionalDomainName": domains[region]["RegionalDomainName"],
+                     "RegionalHostedZoneId": domains[region]["RegionalHostedZoneId"]} if spec.custom_domain else {}
+            if spec.custom_domain and role == "NONE":
+                role_param = "PRIMARY"   # routing-alias.yaml allows only real roles; unused with latency
+            else:
+                role_param = role
             routing = self.create_stack("routing", ROUTE53_STACK_REGION, self.stack_name("routing", region),
-                                        templates["routing"], {
+                                        templates["routing_alias" if spec.custom_domain else "routing"], {
+                                            **alias,
                                             "Region": region, "ApiHost": out["ApiHost"],
                                             "HealthPath": f"/{spec.stage}/health",
                                             "HostedZoneId": zone_id,
                                             "DomainName": spec.domain.rstrip(".") + ".",
-                                            "Routing": spec.routing, "FailoverRole": role,
+                                            "Routing": spec.routing, "FailoverRole": role_param,
                                             "CheckType": spec.check_type, "CheckPort": spec.check_port,
                                             "RequestInterval": spec.request_interval,
                                             "FailureThreshold": spec.failure_threshold,
@@ -521,6 +551,8 @@ class _Provisioner:
             }
             if region in spec.region_addresses:
                 entry["client_address"] = spec.region_addresses[region]
+            if spec.custom_domain:
+                entry["regional_domain_name"] = domains[region]["RegionalDomainName"]
             if spec.routing == "failover":
                 entry["failover_role"] = role
             described_regions.append(entry)
@@ -566,6 +598,8 @@ def teardown(spec: ProvisionSpec, session_factory: SessionFactory, on_deleted: D
         raise UsageError("regions: expected at least one region")
     worker = _Provisioner(spec, session_factory, None)
     plan = [("routing", ROUTE53_STACK_REGION, worker.stack_name("routing", r)) for r in spec.regions]
+    if spec.custom_domain:
+        plan += [("regional_domain", r, worker.stack_name("regional_domain", r)) for r in spec.regions]
     plan += [("regional", r, worker.stack_name("regional", r)) for r in spec.regions]
     plan.append(("global_table", spec.regions[0], worker.stack_name("global_table")))
     if spec.hosted_zone_id is None:

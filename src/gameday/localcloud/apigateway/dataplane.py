@@ -15,6 +15,11 @@ picks the API and the path must start with one of its stages; any other host (cu
 domain, IP) picks the region's API that has the path's first segment as a stage, or, with
 no stage in the path, the region's only deployed API with a single stage (a base path
 mapping of the custom domain).
+
+With a TLS front (the custom-domain shape) the listeners speak HTTPS only and route as API
+Gateway does: an execute-api Host must name an API of the listener's region, a custom domain
+of the region goes through its base path mappings (apigateway/custom_domains.py), and any
+other Host gets 403 {"message": "Forbidden"}.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import re
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -35,6 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tenacity import retry, retry_if_exception, stop_after_attempt
 
+from gameday.localcloud.apigateway import custom_domains
 from gameday.localcloud.apigateway.http_listener import ConnectionHandler, Incoming, Reply
 from gameday.localcloud.awslambda.runtime import FunctionNotFound, InvocationError, LambdaRuntime, Throttled
 from gameday.localcloud.motoglue import access as moto_access
@@ -70,6 +77,7 @@ class Request:
     source_ip: str
     local_port: int
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    scheme: str = "http"
 
 
 def _error(status: int, message: str, error_type: str, request_id: str) -> GatewayResponse:
@@ -142,15 +150,18 @@ def integration_timeout(ctx: CloudContext) -> float:
 class Gateway:
     """What API Gateway does with one request: route, build the proxy event, invoke, map the answer."""
 
-    def __init__(self, ctx: CloudContext, runtime: LambdaRuntime) -> None:
+    def __init__(self, ctx: CloudContext, runtime: LambdaRuntime, *, strict_hosts: bool = False) -> None:
         self._ctx = ctx
         self._runtime = runtime
         self._timeout = integration_timeout(ctx)
+        self._strict_hosts = strict_hosts
 
     # --- routing ---
 
-    def _pick_api(self, region: str, host: str, segments: list[str]) -> tuple[Any, Any, bool] | None:
-        """(api, stage, stage_in_path) or None (403 Forbidden)."""
+    def _pick_api(self, region: str, host: str, segments: list[str]) -> tuple[Any, Any, list[str]] | None:
+        """(api, stage, the path's segments below the stage) or None (403 Forbidden)."""
+        if self._strict_hosts:
+            return self._pick_api_strict(region, host, segments)
         apis = moto_access.apigateway(region).apis
         first = segments[0] if segments else None
         named = API_HOST.match(host)
@@ -159,17 +170,31 @@ class Gateway:
             if api is None or first is None:
                 return None
             stage = api.stages.get(first)
-            return (api, stage, True) if stage is not None else None
+            return (api, stage, segments[1:]) if stage is not None else None
         if first is not None:
             for api in list(apis.values()):
                 stage = api.stages.get(first)
                 if stage is not None:
-                    return api, stage, True
+                    return api, stage, segments[1:]
         deployed = [api for api in list(apis.values()) if api.stages]
         if len(deployed) == 1 and len(deployed[0].stages) == 1:
             api = deployed[0]
-            return api, next(iter(api.stages.values())), False
+            return api, next(iter(api.stages.values())), segments
         return None
+
+    def _pick_api_strict(self, region: str, host: str, segments: list[str]) -> tuple[Any, Any, list[str]] | None:
+        """As API Gateway: `{api}.execute-api.{region}...` is that API of this region, the stage first
+        in the path; a custom domain of this region goes through its base path mappings; any
+        other Host (another region's API, an IP, a name with no custom domain) is 403 Forbidden."""
+        named = API_HOST.match(host)
+        if named is not None:
+            if named.group(2) != region or not segments:
+                return None
+            api = moto_access.apigateway(region).apis.get(named.group(1))
+            stage = api.stages.get(segments[0]) if api is not None else None
+            return (api, stage, segments[1:]) if stage is not None else None
+        routed = custom_domains.route(region, host, segments)
+        return (routed.api, routed.stage, routed.path_segments) if routed is not None else None
 
     def handle(self, request: Request, answer_now: Callable[[GatewayResponse], object]) -> GatewayResponse:
         """The response; past the integration timeout, answer_now(504) is called from another
@@ -185,8 +210,7 @@ class Gateway:
         picked = self._pick_api(request.region, host, segments)
         if picked is None:
             return forbidden(rid)
-        api, stage, stage_in_path = picked
-        path_segments = segments[1:] if stage_in_path else segments
+        api, stage, path_segments = picked
         best: tuple[tuple[int, ...], Any, dict[str, str]] | None = None
         for resource in list(api.resources.values()):
             template = _segments(_resource_path(api, resource))
@@ -233,7 +257,7 @@ class Gateway:
             headers[name] = value
             multi_headers.setdefault(name, []).append(value)
         for name, value in (("X-Forwarded-For", request.source_ip), ("X-Forwarded-Port", str(request.local_port)),
-                            ("X-Forwarded-Proto", "http")):
+                            ("X-Forwarded-Proto", request.scheme)):
             if name not in headers:
                 headers[name] = value
                 multi_headers[name] = [value]
@@ -355,9 +379,11 @@ class _RegionServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     request_queue_size = 128
     max_body = MAX_BODY_BYTES
 
-    def __init__(self, address: str, port: int, region: str, gateway: Gateway) -> None:
+    def __init__(self, address: str, port: int, region: str, gateway: Gateway,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.region = region
         self.gateway = gateway
+        self.tls = tls
         self._open: set[socket.socket] = set()
         self._open_changed = threading.Condition()
         super().__init__((address, port), ConnectionHandler)
@@ -365,7 +391,8 @@ class _RegionServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def respond(self, incoming: Incoming, peer: Any, answer_now: Callable[[Reply], object]) -> Reply:
         request = Request(region=self.region, method=incoming.method, target=incoming.target,
                           headers=incoming.headers, body=incoming.body, source_ip=peer[0],
-                          local_port=self.server_address[1], request_id=str(uuid.uuid4()))
+                          local_port=self.server_address[1], request_id=str(uuid.uuid4()),
+                          scheme="https" if self.tls is not None else "http")
         try:
             response = self.gateway.handle(request, lambda early: answer_now(_reply(early)))
         except Exception:  # a bug here must not kill the connection thread silently
@@ -385,6 +412,14 @@ class _RegionServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         response = (_error(413, "Request Too Long", "RequestTooLarge", rid) if status == 413
                     else _error(400, "Bad request", "BadRequestException", rid))
         return response.status, response.headers, response.body
+
+    def get_request(self) -> tuple[Any, Any]:
+        """With TLS, the accepted socket is wrapped here (no I/O) and the handshake is done in the
+        connection's own thread (http_listener), so a slow client never holds the accept loop."""
+        sock, address = self.socket.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_changed:
@@ -433,9 +468,12 @@ class DataPlane:
 
     BIND_ATTEMPTS = 20  # with port 0: another process may hold the chosen port on a later address
 
-    def __init__(self, ctx: CloudContext, runtime: LambdaRuntime) -> None:
+    def __init__(self, ctx: CloudContext, runtime: LambdaRuntime, tls: Any = None) -> None:
+        """`tls`: a TlsFront (gameday/localcloud/tls/front.py) to serve HTTPS with, and route
+        as API Gateway does (custom domains, 403 for unknown hosts); None: plain HTTP."""
         self._ctx = ctx
-        self.gateway = Gateway(ctx, runtime)
+        self._tls = tls
+        self.gateway = Gateway(ctx, runtime, strict_hosts=tls is not None)
         self._servers: list[_RegionServer] = []
         self._threads: list[threading.Thread] = []
 
@@ -444,7 +482,8 @@ class DataPlane:
         return self._ctx.data_plane_port
 
     def url(self, region: str) -> str:
-        return f"http://{self._ctx.region(region).address}:{self.port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{self._ctx.region(region).address}:{self.port}"
 
     def start(self) -> None:
         """Binds every region's listener (OSError if the configured port is taken), then serves."""
@@ -465,7 +504,8 @@ class DataPlane:
         servers: list[_RegionServer] = []
         try:
             for spec in self._ctx.regions:
-                server = _RegionServer(spec.address, port, spec.name, self.gateway)
+                tls = self._tls.context(spec.name) if self._tls is not None else None
+                server = _RegionServer(spec.address, port, spec.name, self.gateway, tls)
                 servers.append(server)
                 port = server.server_address[1]
         except BaseException:

@@ -7,6 +7,8 @@ before; keep-alive and pipelining; chunked bodies decoded by the parser; `Expect
 answered (curl sends it for bodies over 1 KiB); a body over the limit gets 413, a malformed
 request (or headers over 64 KiB) 400, after the requests before it are answered, and the
 connection closes; an Upgrade (h2c, websocket) is answered as HTTP/1.1 and the connection closed.
+With TLS the server hands over a wrapped socket and the handshake is done here, in the
+connection's thread; a failed handshake closes the connection without a word.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import collections
 import email.utils
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ import httptools
 READ_BYTES = 16384  # recv allocates this much while it waits: one buffer per idle keep-alive connection
 MAX_HEADER_BYTES = 64 * 1024  # request line + header names and values
 EARLY_WRITE_TIMEOUT_S = 1.0   # an early answer (504) to a client that does not read gives up after this
+HANDSHAKE_TIMEOUT_S = 10.0  # a TLS client that stalls in its handshake is dropped after this
 DRAIN_TIMEOUT_S = 2.0  # how long a rejected client may go on sending before the connection closes
 REASONS = {status.value: status.phrase for status in HTTPStatus}
 
@@ -177,6 +181,12 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock: socket.socket = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if isinstance(sock, ssl.SSLSocket):  # wrapped by the server, not yet shaken hands
+            sock.settimeout(HANDSHAKE_TIMEOUT_S)
+            try:
+                sock.do_handshake()
+            except (ssl.SSLError, OSError):  # no SNI, a client that rejects the certificate, a port scan
+                return
         sock.settimeout(self.idle_timeout_s)
         reader = _Reader(self, self.server.max_body)  # type: ignore[attr-defined]
         reader.parser = parser = httptools.HttpRequestParser(reader)

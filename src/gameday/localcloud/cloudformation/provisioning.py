@@ -1,6 +1,7 @@
 """Deploys the reference backend into the local cloud through the same provisioning code
 that deploys it to AWS (gameday/provision.py), with the local cloud's supplements for
-what moto's CloudFormation drops."""
+what moto's CloudFormation drops. With settings.tls, the custom-domain shape: health checks
+over HTTPS with SNI on the data-plane port, a regional custom domain per region, alias records."""
 
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ def provision_local(ctx: CloudContext) -> dict:
         routing=settings.routing,
         domain=settings.domain,
         zone=settings.zone,
-        check_type="HTTP",
+        check_type="HTTPS" if settings.tls else "HTTP",
         check_port=ctx.data_plane_port,
         request_interval=settings.request_interval_s,
         failure_threshold=settings.failure_threshold,
         record_ttl_s=settings.record_ttl_s,
         templates_dir=settings.templates_dir,
+        custom_domain=settings.tls,
         region_addresses={spec.name: spec.address for spec in ctx.regions},
         data_plane_port=ctx.data_plane_port,
         aws_endpoint_url=ctx.aws_endpoint_url,

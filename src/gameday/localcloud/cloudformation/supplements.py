@@ -20,6 +20,11 @@ so Ref/GetAtt/Sub/If/Conditions agree), it supplies:
   behind -> deleted; the supplied global-table replicas are deregistered and deleted.
 - RecordSet deletion: moto deletes every record with that name and type (all regions'
   failover/latency records) -> patched (RecordSet.delete) to delete only that record.
+- RecordSet: a CNAME at the zone apex, which Route 53 refuses (InvalidChangeBatch) -> the stack
+  fails (SupplementError), and the record moto added is removed.
+- AWS::CertificateManager::Certificate, AWS::ApiGateway::DomainName and BasePathMapping: unknown
+  to moto, so Ref/GetAtt/Outputs on them would be empty -> given to moto's CloudFormation as
+  models (cloudformation/custom_domains.py), installed with the patches below.
 AWS::Lambda::Permission and RecordSet's Failover/Region/
 SetIdentifier/HealthCheckId/TTL are handled correctly by moto (tests/localcloud/test_provision.py checks).
 The API calls go through the AWS endpoint like any client; only resolution and name
@@ -72,7 +77,10 @@ def _delete_this_record(self: Any, account_id: str, region: str) -> None:
 
 def install_patches() -> None:
     """Apply the moto fixes this module declares (idempotent); called when the cloud starts."""
+    from gameday.localcloud.cloudformation import custom_domains
+
     RECORD_DELETE.apply(_delete_this_record)
+    custom_domains.install()
 
 
 class SupplementError(Exception):
@@ -257,6 +265,14 @@ class CfnSupplements:
         record = resource_map[logical_id]
         if record is not None and not record.name.endswith("."):
             record.name += "."
+        if record is not None and str(record.type).upper() == "CNAME":
+            from gameday.localcloud.route53.api import apex_cname
+
+            zone = moto_access.route53().get_hosted_zone(record.hosted_zone_id) if record.hosted_zone_id else None
+            if zone is not None and apex_cname(zone.name, {"Name": record.name, "Type": "CNAME"}):
+                zone.rrsets = [r for r in zone.rrsets if r is not record]
+                raise SupplementError(f"{logical_id}: InvalidChangeBatch: RRSet of type CNAME with DNS name "
+                                      f"{record.name} is not permitted at apex in zone {zone.name}")
         if record is not None and isinstance(record.ttl, str) and record.ttl.isdigit():
             record.ttl = int(record.ttl)
 

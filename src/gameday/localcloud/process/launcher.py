@@ -36,7 +36,11 @@ class LocalCloud:
     def __init__(self, *, regions: list[str] | None = None, time_scale: float = 0.01,
                  table_version: str = "2017.11.29", routing: str = "failover",
                  templates: str | None = None, deployment_out: str | Path | None = None,
-                 extra_args: list[str] | None = None, log_path: str | Path | None = None) -> None:
+                 extra_args: list[str] | None = None, log_path: str | Path | None = None,
+                 tls: bool = False) -> None:
+        """`tls=True`: the shape real deployments have (serve.py --tls): HTTPS data plane with the
+        cloud's CA (description `ca_bundle`, kept in this cloud's temporary folder), regional
+        custom domains, alias A records, HTTPS health checks, a client network per region."""
         self._workdir = tempfile.TemporaryDirectory(prefix="gameday-local-")
         self.deployment_path = Path(deployment_out) if deployment_out else Path(self._workdir.name) / "deployment.yaml"
         self.log_path = Path(log_path) if log_path else Path(self._workdir.name) / "cloud.log"
@@ -49,6 +53,8 @@ class LocalCloud:
         ]
         if templates:
             self._argv += ["--templates", str(templates)]
+        if tls:
+            self._argv += ["--tls", "--work-dir", self._workdir.name]
         self._argv += list(extra_args or [])
         self._proc: subprocess.Popen[str] | None = None
         self.description: dict[str, Any] = {}

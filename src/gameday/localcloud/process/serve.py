@@ -44,7 +44,30 @@ def region_addresses(settings: CloudSettings) -> list[RegionSpec]:
     if prefix is None:
         rnd = random.SystemRandom()
         prefix = f"127.{rnd.randint(1, 254)}.{rnd.randint(0, 254)}."
-    return [RegionSpec(name, f"{prefix}{11 + i}") for i, name in enumerate(settings.regions)]
+    networks = client_networks(prefix, len(settings.regions)) if settings.tls else [None] * len(settings.regions)
+    return [RegionSpec(name, f"{prefix}{11 + i}", networks[i]) for i, name in enumerate(settings.regions)]
+
+
+def client_networks(prefix: str, count: int) -> list[str | None]:
+    """A /24 per region, located in that region, apart from the regions' data-plane addresses:
+    a client subnet of the default TestDNSAnswer mask (/24) then names one region, as a subnet
+    from a region's address space does on AWS, while a /24 around the data-plane addresses
+    (which holds every region's) names none. prefix "127.a.b." -> 127.a.(b+1).0/24, ..."""
+    octets = [o for o in prefix.split(".") if o]
+    if len(octets) != 3 or not all(o.isdigit() for o in octets):
+        return [None] * count
+    a, b = int(octets[1]), int(octets[2])
+    return [f"127.{a}.{(b + 1 + i) % 256}.0/24" for i in range(count)]
+
+
+def client_address(spec: RegionSpec) -> str:
+    """An address "in" the region for its clients (EDNS0 client subnet): in its client network
+    when it has one, else its data-plane address."""
+    if spec.client_network:
+        import ipaddress
+
+        return str(ipaddress.ip_network(spec.client_network).network_address + 1)
+    return spec.address
 
 
 def validate_settings(settings: CloudSettings) -> None:
@@ -84,6 +107,7 @@ class EmbeddedCloud:
         self.ctx = CloudContext(settings=settings, regions=region_addresses(settings))
         self.description: dict[str, Any] = {}
         self._stoppers: list[Any] = []
+        self.ca: Any = None   # the LocalCA, with settings.tls
         # Where start-up time goes (bench/local_cloud.py prints it); not written to the YAML file.
         self.startup_breakdown: dict[str, float] = {"init_s": round(time.monotonic() - began, 3)}
 
@@ -121,6 +145,10 @@ class EmbeddedCloud:
         for spec in ctx.regions:
             ctx.names.add_suffix(f".execute-api.{spec.name}.amazonaws.com", spec.address)
         self._add_control_routes()
+        from gameday.localcloud.apigateway import custom_domains
+
+        custom_domains.install()   # CreateDomainName checks its ACM certificate
+        tls_front = self._start_tls() if self.settings.tls else None
 
         tables = GlobalTables(ctx)
         runtime = LambdaRuntime(ctx, in_process_aws=self.settings.handler_transport == "in-process")
@@ -141,7 +169,7 @@ class EmbeddedCloud:
         tables.start()
         self._stoppers.append(tables)
         self._stoppers.append(runtime)  # stopped after the data plane that calls it
-        dataplane = DataPlane(ctx, runtime)
+        dataplane = DataPlane(ctx, runtime, tls=tls_front)
         try:
             dataplane.start()
         except OSError as exc:
@@ -153,6 +181,24 @@ class EmbeddedCloud:
             raise UsageError(f"--dns-port: cannot listen on {self.settings.host}:{self.settings.dns_port} ({exc.strerror})") from exc
         self._stoppers.append(route53)
         self.startup_breakdown["components_s"] = round(time.monotonic() - imported, 3)
+
+    def _start_tls(self) -> Any:
+        """The cloud's CA (in the work dir), ACM issuing from it, and the data plane's TLS front."""
+        from gameday.localcloud.apigateway import custom_domains
+        from gameday.localcloud.tls import acm
+        from gameday.localcloud.tls.ca import LocalCA
+        from gameday.localcloud.tls.front import TlsFront
+
+        work_dir = self.settings.work_dir
+        if work_dir is None:
+            import tempfile
+
+            holder = tempfile.TemporaryDirectory(prefix="gameday-local-tls-")
+            self._stoppers.append(_Cleanup(holder.cleanup))
+            work_dir = holder.name
+        self.ca = LocalCA(Path(work_dir) / "tls")
+        acm.bind(self.ca)
+        return TlsFront(self.ca, [spec.name for spec in self.ctx.regions], custom_domains.certificate_for)
 
     def _provision(self) -> dict[str, Any]:
         from gameday.localcloud.cloudformation.provisioning import provision_local
@@ -169,6 +215,16 @@ class EmbeddedCloud:
         by_name = {r.name: r for r in self.ctx.regions}
         for region in description["regions"]:
             region.setdefault("client_address", by_name[region["name"]].address)
+        if self.settings.tls:
+            port = self.ctx.data_plane_port
+            description["global_url"] = f"https://{self.settings.domain.rstrip('.')}:{port}"
+            description["ca_bundle"] = str(self.ca.bundle_path)
+            for region in description["regions"]:
+                spec = by_name[region["name"]]
+                region["api_url"] = f"https://{region['api_host']}:{port}/prod"
+                region["client_address"] = client_address(spec)
+                region["client_network"] = spec.client_network
+                region["address"] = spec.address
         return description
 
     def _add_control_routes(self) -> None:
@@ -194,6 +250,16 @@ class EmbeddedCloud:
                 component.stop()
             except Exception as exc:  # keep stopping the rest
                 print(f"gameday local: error stopping {type(component).__name__}: {exc}", file=sys.stderr)
+
+
+class _Cleanup:
+    """A stopper that runs one function (a temporary folder's cleanup)."""
+
+    def __init__(self, action: Any) -> None:
+        self._action = action
+
+    def stop(self) -> None:
+        self._action()
 
 
 def write_description(description: dict[str, Any], path: str | Path) -> Path:
@@ -225,6 +291,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--handler-transport", default="in-process", choices=("in-process", "http"),
                         help="how handlers' boto3 calls reach AWS_ENDPOINT_URL: straight into the endpoint's app "
                              "(default, faster) or over loopback TCP")
+    parser.add_argument("--tls", action="store_true",
+                        help="the shape real deployments have: HTTPS with a local CA (the description's ca_bundle), "
+                             "ACM certificates, regional custom domains with base path mappings, alias A records, "
+                             "HTTPS health checks with SNI, a client network per region")
+    parser.add_argument("--work-dir", default=None, metavar="DIR",
+                        help="where the cloud keeps its CA and certificates (default: beside --deployment-out)")
 
 
 def settings_from_args(args: argparse.Namespace) -> CloudSettings:
@@ -251,6 +323,8 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
         failure_threshold=args.failure_threshold,
         record_ttl_s=args.ttl,
         handler_transport=args.handler_transport,
+        tls=args.tls,
+        work_dir=args.work_dir or str(Path(args.deployment_out).resolve().parent),
     )
 
 
@@ -310,10 +384,12 @@ def print_endpoints(description: dict[str, Any], path: Path) -> None:
     print(f"gameday local cloud up in {description.get('startup_s', 0):.2f} s "
           f"(time scale {description['time_scale']}: 1 local second = {1 / description['time_scale']:g} AWS seconds)")
     print(f"  AWS endpoint   {description['aws_endpoint_url']}   (boto3 endpoint_url / aws --endpoint-url)")
-    print(f"  DNS server     {description['dns_resolver']} (udp)   dig @{description['dns_resolver'].replace(':', ' -p ')} {description['domain']}")
+    print(f"  DNS server     {description['dns_resolver']} (udp, tcp)   dig @{description['dns_resolver'].replace(':', ' -p ')} {description['domain']}")
     print(f"  global URL     {description['global_url']}   ({description['routing']} routing)")
     for region in description["regions"]:
         print(f"  {region['name']:<14} {region['api_url']}   health check {region['health_check_id']}")
+    if description.get("ca_bundle"):
+        print(f"  CA bundle      {description['ca_bundle']}   (curl --cacert, AWS_CA_BUNDLE, requests verify=)")
     print(f"  deployment     {path}")
     print("Ctrl-C stops it.", flush=True)
 

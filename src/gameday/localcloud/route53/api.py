@@ -1,5 +1,6 @@
 """Route 53 API operations moto lacks or fakes, answered from the checker fleet and the
-record evaluation: GetHealthCheckStatus, GetHealthCheckLastFailureReason, TestDNSAnswer.
+record evaluation: GetHealthCheckStatus, GetHealthCheckLastFailureReason, TestDNSAnswer; and
+ChangeResourceRecordSets refusing what Route 53 refuses (a CNAME at the zone apex).
 
 moto picks the operation from botocore's model, so adding URL routes and methods on its
 Route53 response class is enough; its serializer writes valid AWS XML and AWS-shaped
@@ -15,7 +16,7 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.route53 import responses as r53_responses
 from moto.route53 import urls as r53_urls
-from moto.route53.exceptions import InvalidInput
+from moto.route53.exceptions import InvalidInput, Route53ClientError
 
 from gameday.localcloud.motoglue.patches import declare
 from gameday.localcloud.process.context import CloudContext
@@ -40,6 +41,10 @@ LAST_FAILURE = declare("moto.route53.responses:Route53.get_health_check_last_fai
                        why="moto lacks GetHealthCheckLastFailureReason")
 TEST_DNS = declare("moto.route53.responses:Route53.test_dns_answer", kind="add",
                    why="moto lacks TestDNSAnswer")
+
+CHANGE_RECORDS = declare("moto.route53.models:Route53Backend.change_resource_record_sets", kind="wrap",
+                         signature="(self, zoneid: str, change_list: list[dict[str, typing.Any]]) -> None",
+                         why="moto accepts a CNAME at the zone apex; Route 53 refuses the whole batch")
 
 # One local cloud per process (moto's backends are process-wide): the installed components.
 _BOUND: dict[str, Any] = {}
@@ -109,6 +114,31 @@ def test_dns_answer(self: Any) -> ActionResult:
     return ActionResult(answers.test_dns_answer(zone, name, rtype, resolver_ip=resolver_ip, ecs_ip=ecs_ip, ecs_mask=mask))
 
 
+class ApexCname(Route53ClientError):
+    def __init__(self, name: str, zone_name: str) -> None:
+        super().__init__("InvalidChangeBatch",
+                         f"[RRSet of type CNAME with DNS name {name} is not permitted at apex in zone {zone_name}]")
+
+
+def apex_cname(zone_name: str, record: dict[str, Any]) -> str | None:
+    """The record's dot-terminated name when it is a CNAME at the zone's apex (refused), else None."""
+    name = str(record.get("Name") or "").rstrip(".").lower()
+    if str(record.get("Type") or "").upper() == "CNAME" and name == zone_name.rstrip(".").lower():
+        return name + "."
+    return None
+
+
+def change_resource_record_sets(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+    """Checked as a whole before anything changes: one bad change refuses the batch."""
+    zone = self.get_hosted_zone(zoneid)
+    for change in change_list:
+        if str(change.get("Action", "")).upper() in ("CREATE", "UPSERT"):
+            refused = apex_cname(zone.name, change.get("ResourceRecordSet") or {})
+            if refused is not None:
+                raise ApexCname(refused, zone.name.rstrip(".") + ".")
+    CHANGE_RECORDS.original()(self, zoneid, change_list)
+
+
 def install(ctx: CloudContext, fleet: HealthCheckerFleet, answers: DnsAnswers) -> None:
     """Bind the components and apply the patches (idempotent; before the first request)."""
     _BOUND.update(ctx=ctx, fleet=fleet, answers=answers)
@@ -117,3 +147,4 @@ def install(ctx: CloudContext, fleet: HealthCheckerFleet, answers: DnsAnswers) -
     STATUS.apply(get_health_check_status)
     LAST_FAILURE.apply(get_health_check_last_failure_reason)
     TEST_DNS.apply(test_dns_answer)
+    CHANGE_RECORDS.apply(change_resource_record_sets)

@@ -26,7 +26,8 @@ from gameday.localcloud.route53.health_checkers import HealthCheckerFleet
 
 MAX_CHAIN = 8
 DEFAULT_NAME_TTL = 60   # TTL for names from ctx.names (API hosts answer with 60 s on AWS too)
-DEFAULT_ECS_MASK = 24
+DEFAULT_ECS_MASK = 24        # TestDNSAnswer's default for IPv4 ...
+DEFAULT_ECS_MASK_V6 = 64     # ... and for IPv6
 
 
 @dataclass(frozen=True)
@@ -92,23 +93,41 @@ class DnsAnswers:
 
     # ---- client location --------------------------------------------------------------------
     def client_region(self, ip: str | None, mask: int | None = None) -> str | None:
-        """The region a client is "in": the region whose address is the client's address,
-        or the only region inside the client's subnet; otherwise None (unknown)."""
+        """The region a client is "in"; None when its location is unknown (or ambiguous).
+
+        Without a mask (a query's source address) the address itself is located: a region's
+        data-plane address or an address in its client network. With a mask (an EDNS0 client
+        subnet) only the first `mask` bits count, as Route 53 reads it (RFC 7871): the subnet is
+        the region's when it lies inside one region's client network, or when exactly one
+        region's located networks lie inside it. In the HTTP/CNAME shape a subnet that names a
+        region's data-plane address exactly is that region's whatever its mask (that shape has no
+        client networks, and the harness relies on it)."""
         if not ip:
             return None
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return None
-        for spec in self._ctx.regions:
-            if spec.address == str(addr):
-                return spec.name
+        if mask is None or not self._ctx.settings.tls:
+            for spec in self._ctx.regions:
+                if spec.address == str(addr):
+                    return spec.name
         bits = addr.max_prefixlen if mask is None else max(0, min(int(mask), addr.max_prefixlen))
-        network = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
-        inside = [s.name for s in self._ctx.regions
-                  if ipaddress.ip_address(s.address).version == addr.version
-                  and ipaddress.ip_address(s.address) in network]
-        return inside[0] if len(inside) == 1 else None
+        subnet = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
+        located: list[tuple[Any, str]] = []
+        for spec in self._ctx.regions:
+            region_addr = ipaddress.ip_address(spec.address)
+            located.append((ipaddress.ip_network(f"{region_addr}/{region_addr.max_prefixlen}"), spec.name))
+            if spec.client_network:
+                located.append((ipaddress.ip_network(spec.client_network, strict=False), spec.name))
+        same = [(net, name) for net, name in located if net.version == subnet.version]
+        around = {name for net, name in same if subnet.subnet_of(net)}     # the subnet lies in a region
+        if len(around) == 1:
+            return around.pop()
+        if around:
+            return None
+        inside = {name for net, name in same if net.subnet_of(subnet)}     # regions lie in the subnet
+        return inside.pop() if len(inside) == 1 else None
 
     # ---- evaluation -------------------------------------------------------------------------
     def zone_for(self, name: str) -> Any:
@@ -136,6 +155,13 @@ class DnsAnswers:
         if not sets:
             below = any(norm(rs.name).endswith("." + key) for rs in list(zone.rrsets))
             return Evaluation("NOERROR" if below else "NXDOMAIN", zone=zone)
+        if rtype == "ANY":   # every type at the name, each chosen by its own routing policy
+            merged = Evaluation("NOERROR", zone=zone)
+            for each in dict.fromkeys(str(rs.type).upper() for rs in sets):
+                part = self.evaluate(key, each, client_region, _depth + 1)
+                merged.records.extend(r for r in part.records if r.name == key and r not in merged.records)
+                merged.chosen.extend(part.chosen)
+            return merged
         typed = [rs for rs in sets if str(rs.type).upper() == rtype]
         if not typed and rtype != "CNAME":
             typed = [rs for rs in sets if str(rs.type).upper() == "CNAME"]
@@ -145,10 +171,14 @@ class DnsAnswers:
         out = Evaluation("NOERROR", zone=zone, chosen=chosen)
         for rs in chosen:
             if rs.alias_target:
+                # An alias answers with the target's records under the alias's own name and type,
+                # and the target's TTL: no CNAME, nothing that names the target.
                 target = norm(rs.alias_target.get("DNSName", ""))
-                sub = self.evaluate(target, rtype, client_region, _depth + 1) if _depth < MAX_CHAIN else None
+                alias_type = str(rs.type).upper()
+                sub = self.evaluate(target, alias_type, client_region, _depth + 1) if _depth < MAX_CHAIN else None
                 for rr in (sub.records if sub else []):
-                    out.records.append(Rr(key, rr.rtype, rr.ttl, rr.value) if rr.rtype == rtype else rr)
+                    if rr.rtype == alias_type:
+                        out.records.append(Rr(key, alias_type, rr.ttl, rr.value))
                 continue
             for value in record_values(rs):
                 out.records.append(Rr(key, str(rs.type).upper(), record_ttl(rs), value))
@@ -201,7 +231,8 @@ class DnsAnswers:
                         ecs_ip: str | None, ecs_mask: int | None) -> dict[str, Any]:
         """AWS's TestDNSAnswer response: the first hop of what Route 53 answers for the record."""
         if ecs_ip:
-            region = self.client_region(ecs_ip, DEFAULT_ECS_MASK if ecs_mask is None else ecs_mask)
+            default = DEFAULT_ECS_MASK if ipaddress.ip_address(ecs_ip).version == 4 else DEFAULT_ECS_MASK_V6
+            region = self.client_region(ecs_ip, default if ecs_mask is None else ecs_mask)
         else:
             region = self.client_region(resolver_ip)
         ev = self.evaluate(name, rtype, region)

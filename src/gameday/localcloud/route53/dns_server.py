@@ -1,9 +1,13 @@
-"""An authoritative UDP DNS server on loopback for the hosted zones and ctx.names.
+"""An authoritative DNS server on loopback for the hosted zones and ctx.names, over UDP and
+TCP on the same port, as Route 53's name servers (dig sends ANY, and every retry of a truncated
+answer, over TCP).
 
 Answers come from DnsAnswers (the same evaluation as TestDNSAnswer), so `dig` and
 dnspython see the healthy region's address. The client's region for latency records is
-taken from the EDNS0 client subnet (echoed back with its scope) or the query's source
-address. TTLs on the wire are the records' own (60 s), unscaled, as on AWS.
+taken from the EDNS0 client subnet (the address truncated to its source prefix, echoed back
+with its scope; a source prefix of 0 asks not to use it) or the query's source address. TTLs on
+the wire are the records' own (60 s), unscaled, as on AWS. UDP answers are truncated (TC) past
+512 bytes, or the client's EDNS0 size; TCP answers are not.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 from dnslib import AAAA, CNAME, EDNS0, MX, NS, QTYPE, RCODE, RD, RR, SOA, TXT, A, DNSRecord, EDNSOption
 from dnslib.dns import DNSError
+from tenacity import retry, retry_if_exception, stop_after_attempt
 
 from gameday.localcloud.process.context import CloudContext
 from gameday.localcloud.route53.dns_answers import DnsAnswers, Rr, record_ttl, record_values
@@ -25,6 +30,9 @@ log = logging.getLogger(__name__)
 
 ECS_OPTION = 8
 NEGATIVE_TTL_CAP = 900   # the SOA record's TTL on Route 53
+TCP_IDLE_TIMEOUT_S = 10.0   # an idle TCP client is closed after this (RFC 7766 suggests seconds)
+MAX_TCP_MESSAGE = 65535
+BIND_ATTEMPTS = 20       # with port 0: the UDP port's number may be taken for TCP; try another
 
 
 def parse_ecs(data: bytes) -> tuple[str, int] | None:
@@ -66,32 +74,72 @@ def _rdata(rr: Rr) -> RD | None:
     return None
 
 
+def _port_taken(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (98, 48)  # EADDRINUSE (Linux, macOS)
+
+
 class DnsServer:
     def __init__(self, ctx: CloudContext, answers: DnsAnswers) -> None:
         self._ctx = ctx
         self._answers = answers
         self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._tcp: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._conns: set[socket.socket] = set()
+        self._conn_threads: set[threading.Thread] = set()
+        self._conns_lock = threading.Lock()
         self._running = False
 
     def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((self._ctx.settings.host, self._ctx.settings.dns_port))   # OSError if the port is taken
-        sock.settimeout(0.25)       # how often the loop notices stop()
-        self._sock = sock
-        self._ctx.dns_address = sock.getsockname()[:2]
+        host, port = self._ctx.settings.host, self._ctx.settings.dns_port
+        if port:
+            udp, tcp = self._bind(host, port)     # OSError if the port is taken
+        else:
+            udp, tcp = retry(stop=stop_after_attempt(BIND_ATTEMPTS), retry=retry_if_exception(_port_taken),
+                             reraise=True)(self._bind)(host, 0)
+        self._sock, self._tcp = udp, tcp
+        self._ctx.dns_address = udp.getsockname()[:2]
         self._running = True
-        self._thread = threading.Thread(target=self._serve, name="dns-server", daemon=True)
-        self._thread.start()
+        for target, name in ((self._serve, "dns-server"), (self._accept, "dns-server-tcp")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    @staticmethod
+    def _bind(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            udp.bind((host, port))
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind((host, udp.getsockname()[1]))   # the same port number, as a name server
+            tcp.listen(64)
+        except BaseException:
+            udp.close()
+            tcp.close()
+            raise
+        udp.settimeout(0.25)       # how often the loops notice stop()
+        tcp.settimeout(0.25)
+        return udp, tcp
 
     def stop(self) -> None:
         self._running = False
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+        with self._conns_lock:
+            conns, threads = list(self._conns), list(self._conn_threads)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in threads:
+            thread.join(timeout=5)
+        for sock in (self._sock, self._tcp):
+            if sock is not None:
+                sock.close()
+        self._sock = self._tcp = None
 
     def _serve(self) -> None:
         sock = self._sock
@@ -114,7 +162,51 @@ class DnsServer:
                 except OSError:
                     pass
 
-    def handle(self, data: bytes, source_ip: str) -> bytes | None:
+    def _accept(self) -> None:
+        sock = self._tcp
+        assert sock is not None
+        while self._running:
+            try:
+                conn, peer = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            thread = threading.Thread(target=self._serve_tcp, args=(conn, peer[0]), name="dns-tcp-conn", daemon=True)
+            with self._conns_lock:
+                self._conns.add(conn)
+                self._conn_threads.add(thread)
+            thread.start()
+
+    def _serve_tcp(self, conn: socket.socket, source_ip: str) -> None:
+        """Length-prefixed messages (RFC 1035 4.2.2), several per connection, answered in order."""
+        try:
+            conn.settimeout(TCP_IDLE_TIMEOUT_S)
+            while self._running:
+                head = _recv_exactly(conn, 2)
+                if head is None:
+                    return
+                (length,) = struct.unpack("!H", head)
+                data = _recv_exactly(conn, length)
+                if data is None:
+                    return
+                try:
+                    reply = self.handle(data, source_ip, tcp=True)
+                except Exception:
+                    log.exception("dns query over tcp failed")
+                    return
+                if reply is None:
+                    return
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+        except OSError:
+            return
+        finally:
+            conn.close()
+            with self._conns_lock:
+                self._conns.discard(conn)
+                self._conn_threads.discard(threading.current_thread())
+
+    def handle(self, data: bytes, source_ip: str, tcp: bool = False) -> bytes | None:
         """The wire reply for one query (None: not even a header to answer)."""
         try:
             request = DNSRecord.parse(data)
@@ -138,14 +230,16 @@ class DnsServer:
         qtype = QTYPE.get(question.qtype, str(question.qtype))
         ecs_raw = None
         has_opt = False
+        udp_limit = 512
         for rr in request.ar:
             if rr.rtype == QTYPE.OPT:
                 has_opt = True
+                udp_limit = max(512, min(int(rr.rclass), 4096))   # the client's advertised size
                 for opt in rr.rdata or []:
                     if opt.code == ECS_OPTION:
                         ecs_raw = opt.data
         ecs = parse_ecs(ecs_raw) if ecs_raw else None
-        region = (self._answers.client_region(ecs[0], ecs[1]) if ecs
+        region = (self._answers.client_region(ecs[0], ecs[1]) if ecs and ecs[1] > 0
                   else self._answers.client_region(source_ip))
         ev = self._answers.evaluate(qname, qtype, region)
         if ev.rcode == "REFUSED":
@@ -164,7 +258,7 @@ class DnsServer:
             opts = [EDNSOption(ECS_OPTION, ecs_with_scope(ecs_raw))] if ecs_raw else []
             reply.add_ar(EDNS0(udp_len=4096, opts=opts))
         packed = reply.pack()
-        limit = 4096 if has_opt else 512
+        limit = MAX_TCP_MESSAGE if tcp else udp_limit
         if len(packed) > limit:
             reply.rr = []
             reply.header.tc = 1
@@ -181,3 +275,15 @@ class DnsServer:
                     rdata = _rdata(Rr(zone.name.rstrip("."), "SOA", ttl, value))
                     reply.add_auth(RR(zone.name.rstrip(".") + ".", QTYPE.SOA, rdata=rdata, ttl=ttl))
                 return
+
+
+def _recv_exactly(conn: socket.socket, size: int) -> bytes | None:
+    """`size` bytes, or None when the client closed (or went idle) first."""
+    chunks, got = [], 0
+    while got < size:
+        chunk = conn.recv(size - got)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)

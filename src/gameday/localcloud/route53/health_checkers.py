@@ -474,7 +474,7 @@ class HealthCheckerFleet:
     async def _probe(self, spec: ProbeSpec, hc_id: str) -> tuple[bool, str]:
         scale = self._ctx.scale
         connect_timeout, response_timeout = scale.timeout(4), scale.timeout(2)
-        key = (spec.kind, spec.address, spec.port)
+        key = (f"{spec.kind}|{spec.sni}", spec.address, spec.port)  # a TLS connection is for one SNI
         if spec.kind == "TCP":
             try:
                 async with asyncio.timeout(connect_timeout):
