@@ -1,36 +1,63 @@
-"""pytest wiring for game days: options, markers, fixtures, xdist grouping. No logic here.
+"""pytest wiring for game days: options, markers, fixtures, xdist grouping. No game-day logic here.
 
-Options (settings precedence: command line > environment > default):
-  --deployment FILE   attach to this deployment (default: start an embedded local cloud per worker)
-  --fail-region R     fail only region R (default: every region, one scenario run each)
-  --time-scale X      time scale of the embedded local cloud (default 0.01)
-  --run-dir DIR       where rows, journal and evidence go (gameday run sets it)
+The plugin is loaded into every pytest run of an environment where gameday is installed (the
+`pytest11` entry point), including runs that have nothing to do with game days. So it stays
+inert until a test asks for a game-day fixture: module level imports nothing but pytest, the
+environment is read only when a game-day fixture or hook needs a setting, and the collection
+hooks touch only items that use a game-day fixture.
+
+Settings, each from the command line, else the environment, else a default:
+  --deployment FILE   GAMEDAY_DEPLOYMENT   attach to this deployment (default: an embedded local cloud per worker)
+  --fail-region R     GAMEDAY_FAIL_REGION  fail only region R (default: every region, one scenario run each)
+  --time-scale X      GAMEDAY_TIME_SCALE   time scale of the embedded local cloud (default 0.01)
+  --run-dir DIR       GAMEDAY_RUN_DIR      where rows, journal and evidence go (default reports/<run id>)
+A bad value is reported with the place it came from (the option or the variable).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-DEFAULT_REGIONS = ["eu-west-1", "us-east-1"]
+if TYPE_CHECKING:
+    from gameday.deployment import Deployment
+    from gameday.gamedays.session import GamedaySession
+
+DEFAULT_REGIONS = ("eu-west-1", "us-east-1")  # the embedded local cloud's regions
+DEFAULT_TIME_SCALE = 0.01
 SHARED_DEPLOYMENT_GROUP = "shared-deployment"
+
+#: A test that asks for one of these is a game day; the plugin's hooks leave every other test alone.
+GAMEDAY_FIXTURES = frozenset({"gameday", "failed_region", "latency_gameday", "gameday_for_routing",
+                              "deployment_file", "load_settings", "slo_overrides"})
+MARKERS = {
+    "failover": "a game day that fails a region and checks that traffic moves",
+    "destructive": "injects a fault into a deployment (never two at once on one deployment)",
+    "local_only": "needs the embedded local cloud (ground truth, replication faults)",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    # No defaults from the environment here: options are parsed for every pytest run, and a
+    # variable meant for game days must not change how unrelated tests are collected.
     group = parser.getgroup("gameday", "game days")
-    group.addoption("--deployment", metavar="FILE", default=os.environ.get("GAMEDAY_DEPLOYMENT"),
-                    help="deployment description to attach to (default: start an embedded local cloud)")
-    group.addoption("--fail-region", metavar="REGION", default=None, help="fail only this region")
-    group.addoption("--time-scale", type=float, metavar="X", default=None,
-                    help="time scale of the embedded local cloud (default 0.01)")
-    group.addoption("--run-dir", metavar="DIR", default=os.environ.get("GAMEDAY_RUN_DIR"),
-                    help="run output directory (default: reports/<run-id>)")
-    # game days under load (harness/under_load.py); each also reads an environment variable
+    group.addoption("--deployment", metavar="FILE", default=None,
+                    help="deployment description to attach to (env GAMEDAY_DEPLOYMENT; "
+                         "default: start an embedded local cloud)")
+    group.addoption("--fail-region", metavar="REGION", default=None,
+                    help="fail only this region (env GAMEDAY_FAIL_REGION; default: each region in turn)")
+    group.addoption("--time-scale", metavar="X", default=None,
+                    help=f"time scale of the embedded local cloud (env GAMEDAY_TIME_SCALE; default {DEFAULT_TIME_SCALE})")
+    group.addoption("--run-dir", metavar="DIR", default=None,
+                    help="run output directory (env GAMEDAY_RUN_DIR; default: reports/<run-id>)")
+    # game days under load; each also reads an environment variable (read by LoadSettings)
     group.addoption("--load-acked-writes", metavar="N", default=None,
                     help="under load: keep going after recovery until N writes were acknowledged "
                          "(env GAMEDAY_LOAD_ACKED_WRITES, default 1000)")
@@ -44,87 +71,172 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for line in (
-        "failover: a game day that fails a region and checks that traffic moves",
-        "destructive: injects a fault into a deployment (never two at once on one deployment)",
-        "local_only: needs the embedded local cloud (ground truth, replication faults)",
-    ):
-        config.addinivalue_line("markers", line)
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
 
 
-def _deployment_regions(config: pytest.Config) -> list[str]:
-    """Region names known at collection time, for parametrising over the failed region."""
-    path = config.getoption("--deployment")
-    if not path:
-        return DEFAULT_REGIONS
-    from gameday.deployment import load_deployment
+# -- settings: command line > environment > default, resolved on first use ------------------
 
-    return [region.name for region in load_deployment(path).regions]
+@dataclass(frozen=True)
+class Setting:
+    """A resolved setting and where it came from, so that an error can name the source."""
+
+    value: Any
+    source: str  # "--deployment", "GAMEDAY_DEPLOYMENT" or "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    deployment: Setting
+    fail_region: Setting
+    time_scale: Setting
+    run_dir: Setting
+
+
+_SETTINGS_KEY = pytest.StashKey[Settings]()
+_DEPLOYMENT_KEY = pytest.StashKey["Deployment"]()
+
+
+def _raw(config: pytest.Config, option: str, env: str, default: Any = None) -> Setting:
+    value = config.getoption(option)
+    if value is not None:
+        return Setting(value, option)
+    from_env = os.environ.get(env)
+    if from_env:
+        return Setting(from_env, env)
+    return Setting(default, "default")
+
+
+def _time_scale(setting: Setting) -> Setting:
+    try:
+        scale = float(setting.value)
+        if not 0 < scale <= 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{setting.source}: expected a number in (0, 1], got {setting.value!r}") from None
+    return Setting(scale, setting.source)
+
+
+def settings(config: pytest.Config) -> Settings:
+    """The game-day settings of this run, read (and checked) once, when first needed."""
+    if _SETTINGS_KEY not in config.stash:
+        config.stash[_SETTINGS_KEY] = Settings(
+            deployment=_raw(config, "--deployment", "GAMEDAY_DEPLOYMENT"),
+            fail_region=_raw(config, "--fail-region", "GAMEDAY_FAIL_REGION"),
+            time_scale=_time_scale(_raw(config, "--time-scale", "GAMEDAY_TIME_SCALE", DEFAULT_TIME_SCALE)),
+            run_dir=_raw(config, "--run-dir", "GAMEDAY_RUN_DIR"),
+        )
+    return config.stash[_SETTINGS_KEY]
+
+
+def attached_deployment(config: pytest.Config) -> Deployment | None:
+    """The deployment description named by --deployment / GAMEDAY_DEPLOYMENT, loaded once; None
+    when the run starts its own local cloud."""
+    chosen = settings(config).deployment
+    if chosen.value is None:
+        return None
+    if _DEPLOYMENT_KEY not in config.stash:
+        from gameday.deployment import load_deployment
+        from gameday.errors import GamedayError
+
+        try:
+            config.stash[_DEPLOYMENT_KEY] = load_deployment(chosen.value)
+        except (GamedayError, OSError) as exc:
+            raise pytest.UsageError(f"{chosen.source}: {exc}") from None
+    return config.stash[_DEPLOYMENT_KEY]
+
+
+def failed_regions(config: pytest.Config) -> list[str]:
+    """The regions a failover game day is run for: every region of the deployment, or the one chosen."""
+    deployment = attached_deployment(config)
+    regions = [region.name for region in deployment.regions] if deployment else list(DEFAULT_REGIONS)
+    only = settings(config).fail_region
+    if only.value is None:
+        return regions
+    if only.value not in regions:
+        raise pytest.UsageError(f"{only.source}: {only.value!r} is not a region of the deployment "
+                                f"({', '.join(regions)})")
+    return [only.value]
+
+
+# -- collection ---------------------------------------------------------------------------------
+
+def is_gameday_item(item: pytest.Item) -> bool:
+    return not GAMEDAY_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Only when a test asks for failed_region itself; a fixture of the same name from a
+    # team's conftest would be their own business, but parametrising over it is ours.
     if "failed_region" in metafunc.fixturenames:
-        regions = _deployment_regions(metafunc.config)
-        only = metafunc.config.getoption("--fail-region")
-        if only:
-            if only not in regions:
-                raise pytest.UsageError(f"--fail-region: {only!r} is not a region of the deployment ({', '.join(regions)})")
-            regions = [only]
+        regions = failed_regions(metafunc.config)
         metafunc.parametrize("failed_region", regions, ids=regions)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads xdist_group into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Against one shared deployment, destructive scenarios go to one xdist worker (run
-    with --dist loadgroup), so two faults never overlap. Local clouds are per worker."""
-    if not config.getoption("--deployment"):
+    """Against one shared deployment, destructive game days go to one xdist worker (run with
+    --dist loadgroup), so two faults never overlap; local clouds are per worker. Local-only game
+    days are skipped against a deployment that is not a local cloud."""
+    gamedays = [item for item in items if is_gameday_item(item)]
+    if not gamedays:
         return
-    for item in items:
-        if item.get_closest_marker("destructive"):
+    deployment = attached_deployment(config)
+    if deployment is None:
+        return
+    is_local = deployment.target == "local" and bool(deployment.control_url)
+    grouping = _xdist_active(config)
+    for item in gamedays:
+        if grouping and item.get_closest_marker("destructive"):
             item.add_marker(pytest.mark.xdist_group(SHARED_DEPLOYMENT_GROUP))
-        if item.get_closest_marker("local_only") and not _deployment_is_local(config):
+        if item.get_closest_marker("local_only") and not is_local:
             item.add_marker(pytest.mark.skip(reason="needs the embedded local cloud (run without --deployment, "
                                                     "or with a local cloud's description)"))
 
 
-def _deployment_is_local(config: pytest.Config) -> bool:
-    """A description of a local cloud (target local, with a control endpoint) can take local-only faults."""
-    from gameday.deployment import load_deployment
+def _xdist_active(config: pytest.Config) -> bool:
+    """xdist_group is xdist's marker: without xdist (nothing runs in parallel) there is nothing to group,
+    and under --strict-markers the marker would not even exist. The plugin's name depends on how it
+    was loaded (entry point or `-p xdist.plugin`)."""
+    return any(config.pluginmanager.hasplugin(name) for name in ("xdist", "xdist.plugin"))
 
-    dep = load_deployment(config.getoption("--deployment"))
-    return dep.target == "local" and bool(dep.control_url)
+
+# -- fixtures -----------------------------------------------------------------------------------
+
+def new_run_id() -> str:
+    """Sortable by start time, unique across workers and machines starting in the same second."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
 
 
 @pytest.fixture(scope="session")
 def run_dir(pytestconfig: pytest.Config) -> Path:
-    configured = pytestconfig.getoption("--run-dir")
-    if configured:
-        path = Path(configured)
-    else:
-        from gameday.cli.main import new_run_id
-
-        path = Path("reports") / new_run_id()
+    """Where the run's rows, journal and evidence go (shared by the workers of one run)."""
+    configured = settings(pytestconfig).run_dir.value
+    path = Path(configured) if configured else Path("reports") / new_run_id()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 @pytest.fixture(scope="session")
 def deployment_file(pytestconfig: pytest.Config) -> Iterator[tuple[Path, Any]]:
-    """(description path, LocalCloud or None). A local cloud lives for the worker's session."""
-    path = pytestconfig.getoption("--deployment")
-    if path:
-        yield Path(path), None
+    """(description path, LocalCloud or None). A local cloud lives for the worker's session, and
+    is started only when a game day that needs a deployment actually runs."""
+    chosen = settings(pytestconfig)
+    if chosen.deployment.value is not None:
+        attached_deployment(pytestconfig)  # a bad description fails here, naming its source
+        yield Path(chosen.deployment.value), None
         return
     from gameday.localcloud.process.launcher import LocalCloud
 
-    scale = pytestconfig.getoption("--time-scale") or 0.01
-    with LocalCloud(time_scale=scale) as cloud:
+    with LocalCloud(time_scale=chosen.time_scale.value) as cloud:
         yield cloud.deployment_path, cloud
 
 
 @pytest.fixture(scope="session")
 def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], run_dir: Path) -> Iterator[Any]:
-    """Everything a scenario needs: deployment, clients, probes, resolver, journal, rows."""
+    """Everything a game day needs: deployment, clients, probes, resolver, journal, rows."""
+    import shutil
+
     from gameday.gamedays.session import GamedaySession, Progress
 
     path, cloud = deployment_file
@@ -140,7 +252,7 @@ def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], r
         session.close()
 
 
-def _terminal_writer(config: pytest.Config) -> Any:
+def _terminal_writer(config: pytest.Config) -> Callable[[str], None]:
     """Progress lines reach the terminal even while pytest captures output (fd-level)."""
     capman = config.pluginmanager.getplugin("capturemanager")
 
@@ -154,7 +266,7 @@ def _terminal_writer(config: pytest.Config) -> Any:
     return write
 
 
-def _write_allure_run_files(alluredir: Path, session: Any) -> None:
+def _write_allure_run_files(alluredir: Path, session: GamedaySession) -> None:
     """environment.properties and categories.json (idempotent: every worker may write them)."""
     import yaml
 
@@ -180,40 +292,43 @@ def load_settings(pytestconfig: pytest.Config) -> Any:
 
 @pytest.fixture(scope="session")
 def slo_overrides(pytestconfig: pytest.Config) -> dict[str, float]:
+    """SLOs given with --slo / GAMEDAY_SLO, over those of the deployment file."""
     from gameday.gamedays.under_load import slo_overrides as parse
 
     return parse(pytestconfig.getoption("--slo"))
 
 
 @pytest.fixture(scope="session")
-def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path) -> Iterator[Any]:
+def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path) -> Iterator[Callable[[str], Any]]:
     """routing -> a GamedaySession on a deployment with that routing: the main one if it has it, else
     (embedded cloud only) a second local cloud started on first use, else the test is skipped."""
     from contextlib import ExitStack
 
     from gameday.gamedays.session import GamedaySession
 
+    chosen = settings(pytestconfig)
     sessions: dict[str, Any] = {gameday.deployment.routing: gameday}
     with ExitStack() as stack:
         def get(routing: str) -> Any:
             if routing in sessions:
                 return sessions[routing]
-            if pytestconfig.getoption("--deployment"):
+            if chosen.deployment.value is not None:
                 pytest.skip(f"needs a {routing}-routed deployment; {gameday.deployment_path} routes by "
                             f"{gameday.deployment.routing} (run without --deployment to use embedded local clouds)")
             from gameday.localcloud.process.launcher import LocalCloud
 
             gameday.progress.say(f"starting a second local cloud with {routing} routing")
-            scale = pytestconfig.getoption("--time-scale") or 0.01
-            cloud = stack.enter_context(LocalCloud(time_scale=scale, routing=routing))
-            sessions[routing] = GamedaySession.open(cloud.deployment_path, run_dir=run_dir, local_cloud=cloud,
-                                                    progress=gameday.progress)
-            return sessions[routing]
+            cloud = stack.enter_context(LocalCloud(time_scale=chosen.time_scale.value, routing=routing))
+            session = GamedaySession.open(cloud.deployment_path, run_dir=run_dir, local_cloud=cloud,
+                                          progress=gameday.progress)
+            stack.callback(session.close)
+            sessions[routing] = session
+            return session
 
         yield get
 
 
 @pytest.fixture
-def latency_gameday(gameday_for_routing: Any) -> Any:
+def latency_gameday(gameday_for_routing: Callable[[str], Any]) -> Any:
     """A GamedaySession on a latency-routed deployment (see gameday_for_routing)."""
     return gameday_for_routing("latency")

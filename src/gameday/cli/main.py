@@ -1,6 +1,10 @@
 """The `gameday` command: run | local up | restore | report | provision | teardown.
 
 Bad input: one line naming the argument and what was expected, exit 2, nothing changed.
+
+Start-up is part of every run's cost, so this module imports only the standard library and
+gameday.errors; each command imports what it uses, and `gameday run` imports the game-day
+procedures only when a setting they parse has to be checked.
 """
 
 from __future__ import annotations
@@ -9,13 +13,14 @@ import argparse
 import os
 import sys
 import time
-import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Sequence
 
 from gameday.errors import GamedayError, UsageError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: Environment variables the game days under load read (besides their options).
+LOAD_ENV_PREFIX = "GAMEDAY_LOAD_"
+SLO_ENV = "GAMEDAY_SLO"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,14 +31,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    """Sortable by start time, unique across runs starting in the same second."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
+
+
+def load_settings_given(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> bool:
+    """Whether any setting of the game days under load was given (option or environment)."""
+    env = os.environ if env is None else env
+    options = (args.load_acked_writes, args.load_rate, args.load_write_ratio, args.slo)
+    return any(value is not None for value in options) or any(
+        name.startswith(LOAD_ENV_PREFIX) or name == SLO_ENV for name in env)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the scenarios through pytest, then print the summary and build the report."""
-    import pytest
-
-    from gameday.cli.run import pytest_args_for_run, finish_run
+    from gameday.cli.run import finish_run, loads_own_plugins, pytest_args_for_run, run_pytest
 
     regions = ["eu-west-1", "us-east-1"]  # the embedded cloud's default
     if args.deployment:
@@ -47,21 +59,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"-n: expected a number of workers >= 0, got {args.n}")
     if args.time_scale is not None and not (0 < args.time_scale <= 1):
         raise UsageError(f"--time-scale: expected a number in (0, 1], got {args.time_scale}")
-    from gameday.gamedays.under_load import LoadSettings, slo_overrides
+    if load_settings_given(args):
+        # The same parsers the scenarios use: a bad value is a one-line error here, before pytest
+        # starts. Only when something was given: the procedures are a heavy import.
+        from gameday.gamedays.under_load import LoadSettings, slo_overrides
 
-    # The same parsers the scenarios use: a bad value is a one-line error here, before pytest starts.
-    LoadSettings.from_sources({"acked_writes": args.load_acked_writes, "rate": args.load_rate,
-                               "write_ratio": args.load_write_ratio})
-    slo_overrides(args.slo)
+        LoadSettings.from_sources({"acked_writes": args.load_acked_writes, "rate": args.load_rate,
+                                   "write_ratio": args.load_write_ratio})
+        slo_overrides(args.slo)
     run_id = new_run_id()
     run_dir = Path(args.report_dir) / run_id
+    pytest_args = pytest_args_for_run(args, run_dir)  # checks --scenarios before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
-    pytest_args = pytest_args_for_run(args, run_dir)
     print(f"gameday run {run_id}: pytest {' '.join(pytest_args)}", flush=True)
-    os.environ["GAMEDAY_RUN_DIR"] = str(run_dir.resolve())
-    os.environ["GAMEDAY_RUN_ID"] = run_id
-    code = pytest.main(pytest_args)
-    return finish_run(run_dir, int(code), build_html=not args.no_html)
+    code = run_pytest(pytest_args, autoload=not loads_own_plugins(args))
+    return finish_run(run_dir, code, build_html=not args.no_html)
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
@@ -74,6 +86,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from gameday.deployment import load_deployment
     from gameday.faults.journal import restore_pending
 
+    if args.deployment is None:
+        from gameday.localcloud.process.serve import DEFAULT_DESCRIPTION
+
+        args.deployment = DEFAULT_DESCRIPTION
     deployment = load_deployment(args.deployment)
     journal = Path(args.journal)
     if not journal.exists():
@@ -107,9 +123,9 @@ def cmd_teardown(args: argparse.Namespace) -> int:
     return teardown_command(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from gameday.localcloud.process.serve import DEFAULT_DESCRIPTION, add_arguments
-
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line. `local up` takes its arguments from the local cloud's own module,
+    which is imported only when the command line names `local` (argv None: always)."""
     parser = _Parser(prog="gameday", description="Failover game days for multi-region serverless backends.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -125,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--load-write-ratio", metavar="SHARE", help="under load: share of writes (default 0.8)")
     run.add_argument("--slo", metavar="NAME=MAX", action="append",
                      help="an SLO over the deployment file's (AWS-equivalent seconds for *_s figures); repeatable")
+    run.add_argument("--scenarios", action="append", metavar="DIR",
+                     help="also run the game days in DIR (a team's own; pytest files); repeatable")
+    run.add_argument("--no-catalog", action="store_true",
+                     help="run only the --scenarios game days, not the catalog shipped with gameday")
     run.add_argument("--report-dir", default="reports", metavar="DIR")
     run.add_argument("--no-html", action="store_true", help="skip building the Allure HTML report")
     run.set_defaults(func=cmd_run)
@@ -132,12 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="the embedded local cloud")
     local_sub = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
     up = local_sub.add_parser("up", help="run the local cloud in the foreground; Ctrl-C stops it")
-    add_arguments(up)
+    if argv is None or "local" in argv:
+        from gameday.localcloud.process.serve import add_arguments
+
+        add_arguments(up)
     up.set_defaults(func=cmd_local_up)
 
     restore = sub.add_parser("restore", help="undo faults that a killed run left behind")
     restore.add_argument("--journal", default="reports/journal.jsonl", metavar="FILE")
-    restore.add_argument("--deployment", default=DEFAULT_DESCRIPTION, metavar="FILE")
+    restore.add_argument("--deployment", default=None, metavar="FILE",
+                         help="deployment description (default: the one `gameday local up` writes)")
     restore.set_defaults(func=cmd_restore)
 
     report = sub.add_parser("report", help="build the Allure HTML report with history")
@@ -161,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:

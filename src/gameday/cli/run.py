@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from gameday.errors import GamedayError
+from gameday.errors import GamedayError, UsageError
 
 ALLURE_RESULTS = "allure-results"
 
@@ -19,16 +20,56 @@ def catalog_dir() -> Path:
     return Path(str(files("gameday.catalog")))
 
 
+#: Plugins a catalog-only run loads (pytest's entry-point autoload is off for it): what the catalog
+#: uses and nothing else, because every plugin an environment happens to have installed (a property
+#: testing library's, a benchmark's...) costs start-up time and may change how tests run.
+GAMEDAY_PLUGIN = "gameday.plugin"
+ALLURE_PLUGIN = "allure_pytest.plugin"
+XDIST_PLUGIN = "xdist.plugin"
+#: pytest's built-in plugins a catalog run leaves out. unraisableexception runs gc.collect five
+#: times as the session ends, which after the procedures' imports costs a noticeable part of a
+#: short run; without it Python's own hook still prints an unraisable exception to stderr.
+BUILTINS_LEFT_OUT = ("unraisableexception",)
+AUTOLOAD_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
+def scenario_dirs(args: argparse.Namespace) -> list[Path]:
+    """The --scenarios folders, checked before pytest starts: a typo must not run the catalog alone
+    and pass, and --no-catalog without them would run nothing."""
+    folders = [Path(folder) for folder in getattr(args, "scenarios", None) or []]
+    for folder in folders:
+        if not folder.exists():
+            raise UsageError(f"--scenarios: no such directory: {folder}")
+        if not (folder.is_dir() or folder.suffix == ".py"):
+            raise UsageError(f"--scenarios: expected a directory of game days (or a .py file), got {folder}")
+    if getattr(args, "no_catalog", False) and not folders:
+        raise UsageError("--no-catalog: give at least one --scenarios DIR to run instead of the catalog")
+    return [folder.resolve() for folder in folders]
+
+
+def loads_own_plugins(args: argparse.Namespace) -> bool:
+    """Only the catalog: gameday knows every plugin it needs, so it names them and loads no others.
+    A team's game days may rely on plugins of their own environment, so with --scenarios the
+    environment's plugins load as they would under plain pytest."""
+    return not getattr(args, "scenarios", None)
+
+
 def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
     """The catalog (unless --no-catalog) and every --scenarios folder, with the catalog's settings.
     The root is the folder that holds the gameday package, so the catalog's node ids (and the
     Allure history keyed by them) are the same wherever gameday is installed."""
     catalog = catalog_dir()
     paths = [] if getattr(args, "no_catalog", False) else [str(catalog)]
-    paths += [str(Path(folder).resolve()) for folder in getattr(args, "scenarios", None) or []]
+    paths += [str(folder) for folder in scenario_dirs(args)]
     argv = [*paths, "--rootdir", str(catalog.parents[1]), "-c", str(catalog / "pytest.ini"),
             "-p", "no:cacheprovider", "--run-dir", str(run_dir),
             "--alluredir", str(run_dir / ALLURE_RESULTS), "-q", "-rfE"]
+    if loads_own_plugins(args):
+        argv += ["-p", GAMEDAY_PLUGIN, "-p", ALLURE_PLUGIN]
+        for name in BUILTINS_LEFT_OUT:
+            argv += ["-p", f"no:{name}"]
+        if args.n:
+            argv += ["-p", XDIST_PLUGIN]
     if args.deployment:
         argv += ["--deployment", str(Path(args.deployment).resolve())]
     if args.k:
@@ -52,6 +93,23 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
     return argv
 
 
+def run_pytest(argv: list[str], *, autoload: bool) -> int:
+    """pytest in this process. Without autoload, the environment variable is set only for the
+    run (xdist workers inherit it while they start) and put back afterwards."""
+    import pytest
+
+    saved = os.environ.get(AUTOLOAD_ENV)
+    if not autoload:
+        os.environ[AUTOLOAD_ENV] = "1"
+    try:
+        return int(pytest.main(argv))
+    finally:
+        if saved is None:
+            os.environ.pop(AUTOLOAD_ENV, None)
+        else:
+            os.environ[AUTOLOAD_ENV] = saved
+
+
 def latest_run_dir(report_dir: Path) -> Path | None:
     runs = [p for p in report_dir.iterdir() if p.is_dir() and (p / ALLURE_RESULTS).is_dir()] if report_dir.is_dir() else []
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
@@ -67,13 +125,25 @@ def deployment_summary(rows: list[dict[str, Any]], run_dir: Path) -> dict[str, A
     return {}
 
 
+#: The session's folder of rows (gamedays.session.ROWS_DIR), named here too so that a run in which
+#: no game day ran does not import the session module (boto3, dnspython) only to find no rows.
+ROWS_DIR = "rows"
+
+
+def _rows(run_dir: Path) -> list[dict[str, Any]]:
+    if not (run_dir / ROWS_DIR).is_dir():
+        return []
+    from gameday.gamedays.session import read_rows
+
+    return read_rows(run_dir)
+
+
 def finish_run(run_dir: Path, pytest_code: int, *, build_html: bool = True) -> int:
     """Merge the workers' rows into summary.json/summary.md, print the table, build the report.
     Exit status: pytest's (non-zero if any verification failed), 1 if no scenario ran."""
-    from gameday.gamedays.session import read_rows
     from gameday.report.summary import render_terminal, write_summary
 
-    rows = read_rows(run_dir)
+    rows = _rows(run_dir)
     deployment = deployment_summary(rows, run_dir)
     scale = float(deployment.get("time_scale") or 1.0)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run_dir.stat().st_mtime))
