@@ -233,8 +233,10 @@ def deployment_file(pytestconfig: pytest.Config) -> Iterator[tuple[Path, Any]]:
 
 
 @pytest.fixture(scope="session")
-def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], run_dir: Path) -> Iterator[Any]:
-    """Everything a game day needs: deployment, clients, probes, resolver, journal, rows."""
+def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], run_dir: Path,
+            slo_overrides: dict[str, float]) -> Iterator[Any]:
+    """Everything a game day needs: deployment, clients, probes, resolver, journal, rows, and the
+    SLOs it is judged by (the file's, with --slo on top)."""
     import shutil
 
     from gameday.gamedays.session import GamedaySession, Progress
@@ -242,6 +244,7 @@ def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], r
     path, cloud = deployment_file
     session = GamedaySession.open(path, run_dir=run_dir, local_cloud=cloud,
                                   progress=Progress(write=_terminal_writer(request.config)))
+    session.slo_overrides = dict(slo_overrides)
     shutil.copyfile(path, run_dir / "deployment.yaml")
     alluredir = request.config.getoption("--alluredir", default=None)
     if alluredir:
@@ -293,9 +296,9 @@ def load_settings(pytestconfig: pytest.Config) -> Any:
 @pytest.fixture(scope="session")
 def slo_overrides(pytestconfig: pytest.Config) -> dict[str, float]:
     """SLOs given with --slo / GAMEDAY_SLO, over those of the deployment file."""
-    from gameday.gamedays.under_load import slo_overrides as parse
+    from gameday.measure.slo import parse_overrides
 
-    return parse(pytestconfig.getoption("--slo"))
+    return parse_overrides(pytestconfig.getoption("--slo"))
 
 
 @pytest.fixture(scope="session")
@@ -321,6 +324,7 @@ def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path
             cloud = stack.enter_context(LocalCloud(time_scale=chosen.time_scale.value, routing=routing))
             session = GamedaySession.open(cloud.deployment_path, run_dir=run_dir, local_cloud=cloud,
                                           progress=gameday.progress)
+            session.slo_overrides = dict(gameday.slo_overrides)
             stack.callback(session.close)
             sessions[routing] = session
             return session

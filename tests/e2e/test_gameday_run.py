@@ -64,3 +64,16 @@ def test_parallel_workers_each_start_their_own_cloud(tmp_path: Path) -> None:
     rows = result.rows()
     assert sorted(r["failed_region"] for r in rows) == ["eu-west-1", "us-east-1"]
     assert all(r["verdict"] == "pass" for r in rows)
+
+
+def test_a_failover_without_load_is_judged_by_its_slos(tmp_path: Path) -> None:
+    """detection takes about 30 AWS-s (10 s checks x 3); an SLO of 5 s fails the scenario as an SLO
+    violation, while the SLO on client outage (not measured without load) does not apply."""
+    result = gameday("run", "-k", "region_failover", "--fail-region", "eu-west-1", "--slo", "detection_s=5",
+                     "--slo", "client_outage_s=1", "--report-dir", str(tmp_path), "--no-html", report_dir=tmp_path)
+    assert result.code == 1, result.stdout[-4000:] + result.stderr[-2000:]
+    (row,) = result.rows()
+    assert row["verdict"] == "fail" and row["failure_category"] == "slo_violation", row.get("error")
+    assert "detection_s" in row["error"] and "client_outage_s" not in row["error"]
+    assert row["evidence"]["slo"]["targets"] == {"detection_s": 5.0}
+    assert row["evidence"]["item_in_restored_region"]   # the game day ran to the end before being judged
