@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what gameday needs on a fresh machine. `./setup.sh` for running game days,
 # `./setup.sh --test` also for the project's own tests (headless Chromium for the report test).
+# Python packages at the exact versions in constraints.txt, so every machine and CI run the same set.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 
 # Allure Report 3 (npm package `allure`), used offline by `gameday report`.
 if command -v npm >/dev/null 2>&1; then

@@ -34,10 +34,10 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec  # noqa: E402
 from gameday.localcloud.apigateway.dataplane import DataPlane  # noqa: E402
 from gameday.localcloud.awslambda.runtime import LambdaRuntime  # noqa: E402
 from gameday.localcloud.motoglue.server import AwsEndpoint  # noqa: E402
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec  # noqa: E402
 
 REGIONS = ("eu-west-1", "us-east-1")
 TABLE = "BenchTable"
@@ -106,7 +106,7 @@ def deploy(endpoint_url: str) -> str:
     return which
 
 
-def _client(url: str, route: str, threads: int, seconds: float, results: "multiprocessing.Queue[dict]") -> None:
+def _client(url: str, route: str, threads: int, seconds: float, results: multiprocessing.Queue[dict]) -> None:
     """Runs in a child process: `threads` keep-alive sessions posting items for `seconds`."""
     import requests
 

@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.dataplane_put import _client as put_client  # noqa: E402  (the PutItem load client)
 from bench.replication_lag import percentile  # noqa: E402
+
 from gameday.localcloud.process.launcher import LocalCloud  # noqa: E402
 
 PHASES = ("startup", "put", "lag", "soak")

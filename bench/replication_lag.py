@@ -28,9 +28,9 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed  # noqa: E402
 
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec  # noqa: E402
 from gameday.localcloud.dynamodb.global_tables_api import GlobalTables  # noqa: E402
 from gameday.localcloud.motoglue.server import AwsEndpoint  # noqa: E402
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec  # noqa: E402
 
 REGIONS = ["eu-west-1", "us-east-1"]
 

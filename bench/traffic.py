@@ -33,8 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gameday.measure import metrics  # noqa: E402
 from gameday.load.traffic import Traffic, make_event  # noqa: E402
+from gameday.measure import metrics  # noqa: E402
 
 DOMAIN = "api.gameday.test"
 REGIONS = ("eu-west-1", "us-east-1")

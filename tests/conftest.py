@@ -7,7 +7,7 @@ broken or differently-shaped deployment start their own with `LocalCloud(...)`.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

@@ -9,13 +9,18 @@ The same code serves AWS and the local cloud; only `aws_endpoint_url` differs.
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-import boto3
-import botocore.session
-from botocore.config import Config
+from typing import TYPE_CHECKING, Any
 
 from gameday.deployment import Deployment
+from gameday.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import boto3
+    import botocore.session as botocore_session
+else:
+    boto3 = lazy_module("boto3")
+    botocore_session = lazy_module("botocore.session")
+
 
 ROUTE53_REGION = "us-east-1"  # Route 53 is global; its API lives in us-east-1
 DUMMY_CREDENTIALS = {"aws_access_key_id": "gameday-local", "aws_secret_access_key": "gameday-local"}
@@ -27,7 +32,7 @@ def _configured_credentials_exist() -> bool:
     Instance/container metadata providers are skipped: against a local endpoint they
     only add seconds of timeouts and never matter.
     """
-    session = botocore.session.Session()
+    session = botocore_session.Session()
     resolver = session.get_component("credential_provider")
     for name in ("iam-role", "container-role"):
         try:
@@ -48,6 +53,8 @@ class AwsClients:
                  read_timeout_s: float = 30.0, max_attempts: int = 5) -> None:
         self.deployment = deployment
         self.endpoint_url = deployment.aws_endpoint_url
+        from botocore.config import Config
+
         self.config = Config(
             connect_timeout=connect_timeout_s,
             read_timeout=read_timeout_s,

@@ -57,6 +57,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"time scale of the embedded local cloud (env GAMEDAY_TIME_SCALE; default {DEFAULT_TIME_SCALE})")
     group.addoption("--run-dir", metavar="DIR", default=None,
                     help="run output directory (env GAMEDAY_RUN_DIR; default: reports/<run-id>)")
+    group.addoption("--no-gameday-summary", action="store_true", default=False,
+                    help="do not write summary.json/summary.md when the session ends (`gameday run` writes "
+                         "its own, with the HTML report)")
     # game days under load; each also reads an environment variable (read by LoadSettings)
     group.addoption("--load-acked-writes", metavar="N", default=None,
                     help="under load: keep going after recovery until N writes were acknowledged "
@@ -208,13 +211,55 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
 
 
+_RUN_DIR_KEY = pytest.StashKey[Path]()
+_WORKER_RUN_DIR = "gameday_run_dir"
+
+
+def chosen_run_dir(config: pytest.Config) -> Path:
+    """The run's folder: --run-dir / GAMEDAY_RUN_DIR, else the one the xdist controller chose and
+    handed to its workers, else reports/<new run id> (chosen once per process)."""
+    if _RUN_DIR_KEY not in config.stash:
+        configured = settings(config).run_dir.value
+        handed = getattr(config, "workerinput", {}).get(_WORKER_RUN_DIR)
+        config.stash[_RUN_DIR_KEY] = Path(configured or handed or Path("reports") / new_run_id())
+    return config.stash[_RUN_DIR_KEY]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: every worker writes its rows into the controller's run folder, so one run has one folder."""
+    node.workerinput[_WORKER_RUN_DIR] = str(chosen_run_dir(node.config))
+
+
 @pytest.fixture(scope="session")
 def run_dir(pytestconfig: pytest.Config) -> Path:
     """Where the run's rows, journal and evidence go (shared by the workers of one run)."""
-    configured = settings(pytestconfig).run_dir.value
-    path = Path(configured) if configured else Path("reports") / new_run_id()
+    path = chosen_run_dir(pytestconfig)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under plain pytest, the controller merges the workers' rows into summary.json and summary.md
+    (as `gameday run` does), so a team's own game days leave the same record as the catalog's."""
+    config = session.config
+    if hasattr(config, "workerinput") or config.getoption("--no-gameday-summary") \
+            or _RUN_DIR_KEY not in config.stash:
+        return
+    from gameday.records import ROWS_DIR
+
+    run_dir = config.stash[_RUN_DIR_KEY]
+    if not (run_dir / ROWS_DIR).is_dir():   # no game day ran: nothing to summarise, nothing heavy to import
+        return
+    from gameday.report.summary import summarise_run
+
+    written = summarise_run(run_dir)
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if reporter is not None and written.rows:
+        reporter.write_sep("-", "game days")
+        reporter.write_line(written.table())
+        reporter.write_line(f"summary: {written.json_path}")
+        reporter.write_line(f"         {written.md_path}")
 
 
 @pytest.fixture(scope="session")

@@ -12,15 +12,16 @@ Returns the deployment description (docs/BRIEF.md format).
 from __future__ import annotations
 
 import copy
-import hashlib
 import functools
+import hashlib
 import io
 import json
 import re
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import botocore.session
 import yaml
@@ -157,6 +158,7 @@ def _cfn_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
+        assert isinstance(node, yaml.MappingNode), node
         value = loader.construct_mapping(node, deep=True)
     if name == "Ref":
         return {"Ref": value}
@@ -409,7 +411,8 @@ class _Provisioner:
         # On timeout the last answer is returned (retry_error_callback) and judged below.
         stack = self.call(f"stack {name} ({region})", lambda: Retrying(
             stop=stop_after_delay(self.spec.stack_timeout_s), wait=wait_fixed(self.spec.poll_interval_s),
-            retry=retry_if_result(pending), retry_error_callback=lambda state: state.outcome.result(),
+            retry=retry_if_result(pending),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome is not None else None,
         )(describe))
         if stack is None or stack["StackStatus"].endswith("_IN_PROGRESS"):
             raise ProvisionError(f"stack {name} ({region}): still {stack and stack['StackStatus']} "
@@ -625,7 +628,7 @@ def teardown(spec: ProvisionSpec, session_factory: SessionFactory, on_deleted: D
                                               for r in listed["StackResourceSummaries"] if "LogicalResourceId" in r})
         worker.call(f"delete stack {name} ({region})", cfn.delete_stack, StackName=name)
         worker.wait(cfn, name, region, "DELETE_COMPLETE")
-        if gone is not None:
+        if gone is not None and on_deleted is not None:
             on_deleted(gone)
         deleted.append(name)
     account = worker.call("sts GetCallerIdentity", worker.client("sts", spec.regions[0]).get_caller_identity)["Account"]

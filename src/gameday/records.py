@@ -11,10 +11,14 @@ Times are time.time() (comparable across processes, and with the local cloud's g
 
 from __future__ import annotations
 
+import json
+import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from gameday.errors import VERDICTS, Category, category_of_exception
@@ -237,3 +241,26 @@ class RunRecord:
         if row.get("verdict") != "pass" and record.verdict == "pass":
             record.message = "failed (no category recorded)"  # a failed row stays failed
         return record
+
+
+# -- rows on disk: each worker writes its own files, the end of the run merges them -----------------
+ROWS_DIR = "rows"
+
+
+def write_row(run_dir: Path, row: Mapping[str, Any]) -> Path:
+    """One scenario's summary row, written whole (rename) so a reader never sees half a file."""
+    rows = Path(run_dir) / ROWS_DIR
+    rows.mkdir(parents=True, exist_ok=True)
+    path = rows / f"{time.time():.6f}-{uuid.uuid4().hex[:8]}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, default=str, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def read_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Every row the run's workers wrote, in the order they were written."""
+    rows_dir = Path(run_dir) / ROWS_DIR
+    if not rows_dir.is_dir():
+        return []
+    return [json.loads(p.read_text()) for p in sorted(rows_dir.glob("*.json"))]

@@ -9,8 +9,8 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import boto3
 import pytest
@@ -18,7 +18,7 @@ import yaml
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday.localcloud.process.launcher import LocalCloud
-from tests.support.run_helpers import gameday, popen_gameday, ensure_stopped
+from tests.support.run_helpers import ensure_stopped, gameday, popen_gameday
 
 CANARY_VALUE = "canary-5e3c7e7-value"
 CANARY = {"status": "200", "OTHER_SETTING": CANARY_VALUE, "DB_PASSWORD": "hunter2-canary", "EMPTY": ""}

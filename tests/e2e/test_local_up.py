@@ -58,7 +58,7 @@ def aws_cli(endpoint: str, *args: str) -> dict:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "gameday-local", "AWS_SECRET_ACCESS_KEY": "gameday-local",
            "AWS_DEFAULT_REGION": "us-east-1"}
     proc = subprocess.run(["aws", "--endpoint-url", endpoint, "--output", "json", *args], env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout) if proc.stdout.strip() else {}
 

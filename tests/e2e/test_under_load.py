@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -16,11 +17,11 @@ import yaml
 
 from gameday.deployment import load_deployment
 from gameday.faults.concurrency import ThrottleFunction, reserved_concurrency
-from gameday.faults.replication import DropReplication, PauseReplication, replication_status
 from gameday.faults.journal import Journal, restore_pending
+from gameday.faults.replication import DropReplication, PauseReplication, replication_status
 from gameday.localcloud.process.launcher import LocalCloud
 from gameday.report.summary import LOAD_FIGURES
-from tests.support.run_helpers import gameday, popen_gameday, ensure_stopped
+from tests.support.run_helpers import ensure_stopped, gameday, popen_gameday
 
 PRIMARY, SECONDARY = "eu-west-1", "us-east-1"
 MUST_HOLD_ACKED_WRITES = 5000

@@ -150,5 +150,5 @@ def test_concurrent_processes_never_hold_one_deployment_at_once(aws_endpoint: st
                 proc.wait()
     windows = sorted(tuple(float(x) for x in line.split()[1:]) for line in out.read_text().splitlines())
     assert len(windows) == 3
-    for (_, end), (start, _) in zip(windows, windows[1:]):
+    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
         assert start >= end, f"two runs held the lease at once: {windows}"

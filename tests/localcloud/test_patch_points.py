@@ -20,7 +20,13 @@ COMPONENT_MODULES = (
     "gameday.localcloud.route53.dns_answers",
     "gameday.localcloud.route53.dns_server",
     "gameday.localcloud.cloudformation.supplements",
+    "gameday.localcloud.cloudformation.custom_domains",
+    "gameday.localcloud.apigateway.custom_domains",
+    "gameday.localcloud.tls.acm",
     "gameday.localcloud.motoglue.server",
+    "gameday.localcloud.iam.enforcement",
+    "gameday.localcloud.iam.principals",
+    "gameday.localcloud.iam.resources",
     "gameday.localcloud.process.startup",
     "gameday.localcloud.process.deferred",
 )
@@ -43,6 +49,10 @@ def test_every_component_declares_its_patch_points(declared: list[patches.PatchP
     assert "moto.dynamodb.models.table:StreamShard.add" in targets
     assert any(t.startswith("moto.route53.responses:Route53.get_health_check_status") for t in targets)
     assert any("create_global_table" in t for t in targets)
+    # IAM: moto's own resource-blind enforcement kept off, and the internals enforcement relies on.
+    assert "moto.settings:INITIAL_NO_AUTH_ACTION_COUNT" in targets
+    assert "moto.sts.models:STSBackend.assume_role" in targets
+    assert "moto.iam.models:IAMBackend._init_managed_policies" in targets
 
 
 def test_no_patch_point_moved_or_changed(declared: list[patches.PatchPoint]) -> None:

@@ -18,9 +18,10 @@ import json
 import random
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from dnslib import CNAME, QTYPE, RCODE, RR, A, DNSRecord
@@ -282,7 +283,7 @@ def dns_zone(regions: Regions) -> Iterator[DnsFixture]:
     try:
         yield DnsFixture(zone, f"127.0.0.1:{udp.server.server_address[1]}")
     finally:
-        for server, thread in zip((udp, tcp), threads):
+        for server, thread in zip((udp, tcp), threads, strict=True):
             server.stop()
             server.server.server_close()
             thread.join(5)

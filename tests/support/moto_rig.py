@@ -18,16 +18,17 @@ import json
 import threading
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
 
 from gameday.deployment import Deployment, parse_deployment
-from gameday.localcloud.process.context import ControlRoutes
 from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import ControlRoutes
 
 REGIONS = ("eu-west-1", "us-east-1")
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -134,7 +135,7 @@ def health_site(aws_endpoint: str) -> Iterator[HealthSite]:
 def make_deployment(endpoint: str, site_url: str, health_function: str, time_scale: float = 0.01) -> Deployment:
     """A 2-region failover description for functions on the moto endpoint."""
     regions = []
-    for name, role in zip(REGIONS, ("PRIMARY", "SECONDARY")):
+    for name, role in zip(REGIONS, ("PRIMARY", "SECONDARY"), strict=True):
         regions.append({
             "name": name, "api_url": f"{site_url}/{name}/prod", "health_check_id": f"hc-{name}",
             "functions": {"put": "gameday-PutItem", "get": "gameday-GetItem", "health": health_function},

@@ -5,8 +5,8 @@ addresses, one port), with hosted zones, health checks and records made over bot
 from __future__ import annotations
 
 import random
-import time
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,8 +16,8 @@ import boto3
 from botocore.config import Config
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_fixed
 
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 from gameday.localcloud.route53.physics import Route53Physics
 
 REGIONS = ["eu-west-1", "us-east-1"]
@@ -167,7 +167,7 @@ class Rig:
 def start_rig() -> Rig:
     servers = start_region_servers(len(REGIONS))
     settings = CloudSettings(regions=list(REGIONS), time_scale=TIME_SCALE, host="127.0.0.1", dns_port=0)
-    ctx = CloudContext(settings=settings, regions=[RegionSpec(r, s.address) for r, s in zip(REGIONS, servers)],
+    ctx = CloudContext(settings=settings, regions=[RegionSpec(r, s.address) for r, s in zip(REGIONS, servers, strict=True)],
                        data_plane_port=servers[0].port)
     for spec in ctx.regions:
         ctx.names.add_suffix(f".execute-api.{spec.name}.amazonaws.com", spec.address)
@@ -180,7 +180,7 @@ def start_rig() -> Rig:
     client = boto3.client("route53", endpoint_url=endpoint.url, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing",
                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
-    return Rig(ctx, endpoint, physics, dict(zip(REGIONS, servers)), client)
+    return Rig(ctx, endpoint, physics, dict(zip(REGIONS, servers, strict=True)), client)
 
 
 def stop_rig(rig: Rig) -> None:

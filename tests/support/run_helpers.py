@@ -33,7 +33,7 @@ class RunResult:
 def gameday(*args: str, report_dir: Path, timeout: float = 600, env: dict[str, str] | None = None) -> RunResult:
     full_env = {**os.environ, "GAMEDAY_QUIET": "1", **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "gameday.cli.main", *args], cwd=PROJECT_ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
     return RunResult(proc.returncode, proc.stdout, proc.stderr, report_dir)
 
 

@@ -122,10 +122,3 @@ def test_a_run_that_selects_nothing_starts_no_local_cloud(tmp_path: Path) -> Non
         f"code = main(['run', '-k', 'nothing-matches', '--no-html', '--report-dir', {str(tmp_path)!r}])\n"
         "print(code, sorted(m for m in sys.modules if m.startswith(('gameday.localcloud', 'moto'))))")
     assert out.splitlines()[-1] == "5 []", out[-3000:]  # pytest: no tests collected
-
-
-def test_the_run_reads_rows_where_the_session_writes_them() -> None:
-    from gameday.cli.run import ROWS_DIR
-    from gameday.gamedays import session
-
-    assert ROWS_DIR == session.ROWS_DIR

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 
 from gameday import timing
 from gameday.errors import Category
@@ -24,10 +23,17 @@ from gameday.faults.replication import PauseReplication, replication_status
 from gameday.gamedays.scenario_report import reported_scenario
 from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_for
 from gameday.gamedays.under_load import read_items
+from gameday.lazy import lazy_module
 from gameday.load.traffic import make_event, new_id_base
 from gameday.observe import tables
 from gameday.records import RunRecord
 from gameday.report import allure as reporting
+
+if TYPE_CHECKING:
+    import requests
+else:
+    requests = lazy_module("requests")
+
 
 ONE_SIDED_PER_REGION = 100
 CONFLICTING = 50

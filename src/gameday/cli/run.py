@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 from gameday.errors import GamedayError, UsageError
 
@@ -62,7 +60,7 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
     paths = [] if getattr(args, "no_catalog", False) else [str(catalog)]
     paths += [str(folder) for folder in scenario_dirs(args)]
     argv = [*paths, "--rootdir", str(catalog.parents[1]), "-c", str(catalog / "pytest.ini"),
-            "-p", "no:cacheprovider", "--run-dir", str(run_dir),
+            "-p", "no:cacheprovider", "--run-dir", str(run_dir), "--no-gameday-summary",
             "--alluredir", str(run_dir / ALLURE_RESULTS), "-q", "-rfE"]
     if loads_own_plugins(args):
         argv += ["-p", GAMEDAY_PLUGIN, "-p", ALLURE_PLUGIN]
@@ -115,45 +113,16 @@ def latest_run_dir(report_dir: Path) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
-def deployment_summary(rows: list[dict[str, Any]], run_dir: Path) -> dict[str, Any]:
-    """The non-secret deployment facts for summary.json (from the description the run used)."""
-    path = run_dir / "deployment.yaml"
-    if path.exists():
-        import yaml
-
-        return yaml.safe_load(path.read_text()) or {}
-    return {}
-
-
-#: The session's folder of rows (gamedays.session.ROWS_DIR), named here too so that a run in which
-#: no game day ran does not import the session module (boto3, dnspython) only to find no rows.
-ROWS_DIR = "rows"
-
-
-def _rows(run_dir: Path) -> list[dict[str, Any]]:
-    if not (run_dir / ROWS_DIR).is_dir():
-        return []
-    from gameday.gamedays.session import read_rows
-
-    return read_rows(run_dir)
-
-
 def finish_run(run_dir: Path, pytest_code: int, *, build_html: bool = True) -> int:
     """Merge the workers' rows into summary.json/summary.md, print the table, build the report.
     Exit status: pytest's (non-zero if any verification failed), 1 if no scenario ran."""
-    from gameday.report.summary import render_terminal, write_summary
+    from gameday.report.summary import summarise_run
 
-    rows = _rows(run_dir)
-    deployment = deployment_summary(rows, run_dir)
-    scale = float(deployment.get("time_scale") or 1.0)
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run_dir.stat().st_mtime))
-    json_path, md_path = write_summary(run_dir, run_dir.name, started, deployment, rows, time_scale=scale)
+    written = summarise_run(run_dir)
+    rows = written.rows
     print()
-    if rows:
-        print(render_terminal(rows, scale))
-    else:
-        print("gameday run: no scenario produced a result")
-    print(f"\nsummary: {json_path}\n         {md_path}")
+    print(written.table() if rows else "gameday run: no scenario produced a result")
+    print(f"\nsummary: {written.json_path}\n         {written.md_path}")
     if build_html:
         _build_report(run_dir)
     if not rows and pytest_code == 0:

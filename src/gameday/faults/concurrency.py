@@ -12,14 +12,19 @@ check writes nothing) -> yield -> restore (delete or put back) and check it read
 
 from __future__ import annotations
 
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from gameday import timing
 from gameday.deployment import Deployment
 from gameday.errors import FaultNotEffective, GamedayError
 from gameday.faults.base import JournalledFault
+from gameday.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import requests
+else:
+    requests = lazy_module("requests")
+
 
 FAULT_NAME = "function_concurrency"
 HTTP_TIMEOUT_S = (3.05, 10.0)

@@ -14,9 +14,7 @@ journal is brought up to date before the next write.
 
 from __future__ import annotations
 
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from gameday import timing
 from gameday.deployment import Deployment
@@ -24,6 +22,13 @@ from gameday.errors import FaultNotEffective
 from gameday.faults import lambda_env
 from gameday.faults.base import JournalledFault
 from gameday.faults.journal_file import env_fingerprint
+from gameday.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import requests
+else:
+    requests = lazy_module("requests")
+
 
 FAULT_NAME = "flip_health"
 STATUS_KEY = "status"

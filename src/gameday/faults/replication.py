@@ -12,14 +12,20 @@ this fault changed) on every exit path, and `gameday restore` can do it from the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from gameday.deployment import Deployment
 from gameday.errors import FaultNotEffective, GamedayError, UsageError
 from gameday.faults.base import JournalledFault
+from gameday.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import requests
+else:
+    requests = lazy_module("requests")
+
 
 HTTP_TIMEOUT_S = (3.05, 10.0)
 CONTROL_BUDGET_S = 15.0

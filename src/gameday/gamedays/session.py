@@ -8,12 +8,10 @@ progress output for long waits.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +24,7 @@ from gameday.faults.journal import Journal
 from gameday.observe.ground_truth import GroundTruth
 from gameday.observe.resolver import Resolver
 from gameday.observe.route53 import Route53HealthProbe
-
-ROWS_DIR = "rows"
+from gameday.records import write_row
 
 
 class Progress:
@@ -110,13 +107,7 @@ class GamedaySession:
 
     def add_row(self, row: dict[str, Any]) -> Path:
         """One scenario's result; workers write separate files, `gameday run` merges them."""
-        rows = self.run_dir / ROWS_DIR
-        rows.mkdir(parents=True, exist_ok=True)
-        path = rows / f"{time.time():.6f}-{uuid.uuid4().hex[:8]}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(row, default=str, indent=1))
-        os.replace(tmp, path)
-        return path
+        return write_row(self.run_dir, row)
 
     def ground_truth(self, kind: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         """The local cloud's record of transitions (empty against AWS: there is none)."""
@@ -124,10 +115,3 @@ class GamedaySession:
 
     def close(self) -> None:
         pass
-
-
-def read_rows(run_dir: Path) -> list[dict[str, Any]]:
-    rows_dir = run_dir / ROWS_DIR
-    if not rows_dir.is_dir():
-        return []
-    return [json.loads(p.read_text()) for p in sorted(rows_dir.glob("*.json"))]

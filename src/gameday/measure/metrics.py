@@ -19,12 +19,17 @@ import dataclasses
 import gc
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from gameday.deployment import Slo
 from gameday.errors import UsageError
+from gameday.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")
+
 
 DEFAULT_WINDOW_AWS_S = 10.0  # outage sliding window, in AWS seconds (scaled by time_scale)
 DEFAULT_MAX_ERROR_RATE = 0.05

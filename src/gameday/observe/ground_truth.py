@@ -9,10 +9,17 @@ there `control_url` is absent and every read gives nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from gameday.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import requests
+else:
+    requests = lazy_module("requests")
+
 
 CONNECT_RETRY_S = 5.0
 HTTP_TIMEOUT_S = (3.05, 10.0)

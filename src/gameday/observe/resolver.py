@@ -17,20 +17,34 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dns.edns
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
-import dns.resolver
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from gameday.errors import GamedayError, UsageError
+from gameday.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import dns.edns as _dns_edns
+    import dns.exception as _dns_exception
+    import dns.flags as _dns_flags
+    import dns.message as _dns_message
+    import dns.name as _dns_name
+    import dns.query as _dns_query
+    import dns.rcode as _dns_rcode
+    import dns.rdatatype as _dns_rdatatype
+    import dns.resolver as _dns_resolver
+else:
+    _dns_edns = lazy_module("dns.edns")
+    _dns_exception = lazy_module("dns.exception")
+    _dns_flags = lazy_module("dns.flags")
+    _dns_message = lazy_module("dns.message")
+    _dns_name = lazy_module("dns.name")
+    _dns_query = lazy_module("dns.query")
+    _dns_rcode = lazy_module("dns.rcode")
+    _dns_rdatatype = lazy_module("dns.rdatatype")
+    _dns_resolver = lazy_module("dns.resolver")
+
 
 MAX_CNAME_HOPS = 8
 DNS_PORT = 53
@@ -73,8 +87,8 @@ def parse_nameserver(spec: str) -> list[tuple[str, int]]:
     spec = spec.strip()
     if spec == "system":
         try:
-            system = dns.resolver.Resolver(configure=True)
-        except dns.resolver.NoResolverConfiguration as exc:
+            system = _dns_resolver.Resolver(configure=True)
+        except _dns_resolver.NoResolverConfiguration as exc:
             raise UsageError(f"dns_resolver: 'system' but no system resolver is configured ({exc})") from None
         port = int(getattr(system, "port", DNS_PORT) or DNS_PORT)
         servers = [str(ns) for ns in system.nameservers]
@@ -192,16 +206,16 @@ class Resolver:
 
     def query(self, name: str, *, client_address: str | None = None) -> Resolution:
         """Ask the server now (no cache), following CNAMEs until A records."""
-        target = dns.name.from_text(name)
+        target = _dns_name.from_text(name)
         ttl: int | None = None
         cnames: list[str] = []
         for _ in range(MAX_CNAME_HOPS):
             response = self._exchange(target, client_address)
             rcode = response.rcode()
-            if rcode == dns.rcode.NXDOMAIN:
+            if rcode == _dns_rcode.NXDOMAIN:
                 raise DnsResolutionError(name, f"NXDOMAIN for {target.to_text(omit_final_dot=True)}")
-            if rcode != dns.rcode.NOERROR:
-                raise DnsResolutionError(name, f"server answered {dns.rcode.to_text(rcode)}")
+            if rcode != _dns_rcode.NOERROR:
+                raise DnsResolutionError(name, f"server answered {_dns_rcode.to_text(rcode)}")
             chain = response.resolve_chaining()
             cnames += [c.to_text(omit_final_dot=True) for c in _cname_targets(chain)]
             hop_ttl = min([rr.ttl for rr in chain.cnames] + ([chain.answer.ttl] if chain.answer is not None else []),
@@ -218,42 +232,42 @@ class Resolver:
             target = chain.canonical_name  # the server gave the CNAME only: ask for its target
         raise DnsResolutionError(name, f"more than {MAX_CNAME_HOPS} CNAME hops")
 
-    def _exchange(self, target: dns.name.Name, client_address: str | None) -> dns.message.QueryMessage:
+    def _exchange(self, target: _dns_name.Name, client_address: str | None) -> _dns_message.QueryMessage:
         """One question, retried (timeouts, socket errors, SERVFAIL/REFUSED) across the servers."""
-        options: list[dns.edns.Option] = [dns.edns.ECSOption(client_address, 32)] if client_address else []
+        options: list[_dns_edns.Option] = [_dns_edns.ECSOption(client_address, 32)] if client_address else []
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=0.05, max=0.5),
-            retry=retry_if_exception_type((dns.exception.Timeout, OSError, _Retryable, dns.exception.FormError)),
+            retry=retry_if_exception_type((_dns_exception.Timeout, OSError, _Retryable, _dns_exception.FormError)),
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt:
                     host, port = self.servers[(attempt.retry_state.attempt_number - 1) % len(self.servers)]
-                    query = dns.message.make_query(target, dns.rdatatype.A, use_edns=0 if options else None,
+                    query = _dns_message.make_query(target, _dns_rdatatype.A, use_edns=0 if options else None,
                                                    options=options or None)
-                    query.flags |= dns.flags.RD
+                    query.flags |= _dns_flags.RD
                     with self._lock:
                         self.queries_sent += 1
-                    response, _ = dns.query.udp_with_fallback(query, host, timeout=self.timeout_s, port=port)
-                    if not isinstance(response, dns.message.QueryMessage):  # an answer to a query parses as one
-                        raise dns.exception.FormError(f"not a query response: {type(response).__name__}")
-                    if response.rcode() in (dns.rcode.SERVFAIL, dns.rcode.REFUSED):
-                        raise _Retryable(dns.rcode.to_text(response.rcode()))
+                    response, _ = _dns_query.udp_with_fallback(query, host, timeout=self.timeout_s, port=port)
+                    if not isinstance(response, _dns_message.QueryMessage):  # an answer to a query parses as one
+                        raise _dns_exception.FormError(f"not a query response: {type(response).__name__}")
+                    if response.rcode() in (_dns_rcode.SERVFAIL, _dns_rcode.REFUSED):
+                        raise _Retryable(_dns_rcode.to_text(response.rcode()))
                     return response
-        except dns.exception.Timeout:
+        except _dns_exception.Timeout:
             raise DnsResolutionError(target.to_text(omit_final_dot=True),
                                      f"no answer from {self.nameserver} in {self.attempts} attempts "
                                      f"of {self.timeout_s:g} s") from None
         except _Retryable as exc:
             raise DnsResolutionError(target.to_text(omit_final_dot=True),
                                      f"server answered {exc} {self.attempts} times") from None
-        except (OSError, dns.exception.FormError) as exc:
+        except (OSError, _dns_exception.FormError) as exc:
             raise DnsResolutionError(target.to_text(omit_final_dot=True),
                                      f"cannot query {self.nameserver}: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _cname_targets(chain: Any) -> list[dns.name.Name]:
+def _cname_targets(chain: Any) -> list[_dns_name.Name]:
     return [rr[0].target for rr in chain.cnames]

@@ -13,14 +13,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from gameday import timing
 from gameday.deployment import Deployment
 from gameday.errors import Category, ScenarioError
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+_codecs: list[Any] = []
+
+
+def _codec() -> tuple[Any, Any]:
+    """boto3's (serializer, deserializer) for DynamoDB's typed JSON, made on first use (boto3 is a heavy import)."""
+    if not _codecs:
+        from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+        _codecs.extend((TypeSerializer(), TypeDeserializer()))
+    return _codecs[0], _codecs[1]
 
 
 class ItemNotReplicated(ScenarioError):
@@ -67,14 +73,14 @@ def plain(value: Any) -> Any:
 
 
 def _wire_key(key: dict[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(Decimal(str(v)) if isinstance(v, float) else v) for name, v in key.items()}
+    return {name: _codec()[0].serialize(Decimal(str(v)) if isinstance(v, float) else v) for name, v in key.items()}
 
 
 def read_item(clients: Any, deployment: Deployment, region: str, key: dict[str, Any]) -> ItemView:
     response = clients.dynamodb(region).get_item(TableName=deployment.table.name, Key=_wire_key(key),
                                                  ConsistentRead=True)
     raw = response.get("Item")
-    item = None if raw is None else plain({k: _deserializer.deserialize(v) for k, v in raw.items()})
+    item = None if raw is None else plain({k: _codec()[1].deserialize(v) for k, v in raw.items()})
     written = None if item is None else item.get(deployment.table.region_attribute)
     return ItemView(region=region, item=item, written_region=None if written is None else str(written))
 

@@ -11,15 +11,25 @@ import io
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from gameday.lazy import lazy_module
 
-matplotlib.use("Agg")
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")   # matplotlib (loaded when a chart is drawn) brings numpy anyway
 
-import numpy as np  # noqa: E402  (matplotlib brings numpy)
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _new_figure(**kwargs: Any) -> Figure:
+    """A Figure with the Agg canvas; matplotlib is imported here, when a chart is first drawn."""
+
+    fig = _new_figure(**kwargs)
+    return fig
 
 #: mark name -> (label, colour); drawn in this order
 MARKS: tuple[tuple[str, str, str], ...] = (
@@ -35,7 +45,6 @@ UNHEALTHY_FAILING_FRACTION = 0.82  # healthy needs > 18% healthy checkers (Route
 
 
 def _save(fig: Figure, path: str | os.PathLike[str] | None, dpi: int) -> bytes:
-    FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
     data = buf.getvalue()
@@ -94,7 +103,7 @@ def timeline_chart(events: Iterable[Mapping[str, Any]], marks: Mapping[str, floa
     rel = times - t0
 
     height = 1.2 + 1.9 * len(names)
-    fig = Figure(figsize=(10, height))
+    fig = _new_figure(figsize=(10, height))
     fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.75 / height, bottom=0.85 / height, hspace=0.25)
     axes = [fig.add_subplot(len(names), 1, i + 1) for i in range(len(names))]
     for ax in axes[1:]:
@@ -144,7 +153,7 @@ def health_chart(observations: Iterable[Mapping[str, Any]], marks: Mapping[str, 
         ts.append(float(o["t"]))
         fs.append(frac)
     t0 = origin if origin is not None else _origin((t for ts, _ in series.values() for t in ts[:1]), marks)
-    fig = Figure(figsize=(10, 3.6))
+    fig = _new_figure(figsize=(10, 3.6))
     fig.subplots_adjust(left=0.08, right=0.98, top=0.80, bottom=0.25)
     ax = fig.add_subplot(1, 1, 1)
     for name in sorted(series):

@@ -48,7 +48,8 @@ def notify(url: str, payload: Mapping[str, Any], *, say: Callable[[str], None] =
     try:
         status = retrying(post)
     except requests.RequestException as exc:
-        reason = f"HTTP {exc.response.status_code}" if getattr(exc, "response", None) is not None else type(exc).__name__
+        response = getattr(exc, "response", None)
+        reason = f"HTTP {response.status_code}" if response is not None else type(exc).__name__
         say(f"notify: could not deliver the summary to {_safe(url)}: {reason} (the run's result stands)")
         return False
     say(f"notify: summary delivered to {_safe(url)} (HTTP {status})")

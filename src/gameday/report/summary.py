@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +213,37 @@ def write_summary(run_dir: str | os.PathLike[str], run_id: str, started: str | f
     json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     md_path.write_text(render_markdown(run_id, clean_rows, scale, doc["deployment"]), encoding="utf-8")
     return json_path, md_path
+
+
+@dataclass(frozen=True)
+class WrittenSummary:
+    json_path: Path
+    md_path: Path
+    rows: list[dict[str, Any]]
+    time_scale: float
+
+    def table(self) -> str:
+        return render_terminal(self.rows, self.time_scale)
+
+
+def described_deployment(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The description the run used (copied into the run folder when its first game day started)."""
+    path = Path(run_dir) / "deployment.yaml"
+    if not path.is_file():
+        return {}
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def summarise_run(run_dir: str | os.PathLike[str]) -> WrittenSummary:
+    """Merge the rows every worker of the run wrote into summary.json and summary.md."""
+    from gameday.records import read_rows
+
+    run_dir = Path(run_dir)
+    rows = read_rows(run_dir)
+    deployment = described_deployment(run_dir)
+    scale = float(deployment.get("time_scale") or 1.0)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run_dir.stat().st_mtime))
+    json_path, md_path = write_summary(run_dir, run_dir.name, started, deployment, rows, time_scale=scale)
+    return WrittenSummary(json_path, md_path, rows, scale)

@@ -132,7 +132,7 @@ def render_trend_table(rows: list[dict[str, Any]]) -> str:
     body = [[r["scenario"], r["failed_region"], TREND_FIGURES[r["figure"]], str(r["runs"]), num(r["first"]),
              num(r["latest"]), num(r["min"]), num(r["max"]), f"{r['change']:+.1f}", num(r["slo"])] for r in rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in [header, *body]]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines) + "\n(AWS-equivalent seconds; RPO in writes)"
 
@@ -154,7 +154,11 @@ def trend_charts(series: Iterable[Series], out_dir: str | os.PathLike[str], *, d
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
         for s in group:
-            line, = ax.plot([p.started for p in s.points], [p.value for p in s.points], marker="o", label=s.label)
+            from matplotlib.dates import date2num
+
+            when = [float(date2num(p.started)) for p in s.points]
+            line, = ax.plot(when, [p.value for p in s.points], marker="o", label=s.label)
+            ax.xaxis_date()
             if s.slo is not None:
                 ax.axhline(s.slo, color=line.get_color(), linestyle="--", linewidth=1, label=f"SLO {s.slo:g}")
         unit = "writes" if figure == "rpo_lost_writes" else "AWS-equivalent s"

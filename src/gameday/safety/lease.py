@@ -19,8 +19,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_result, stop_before_delay, wait_fixed

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import Retrying, retry_if_result, stop_any
+from tenacity import Retrying, retry_if_result
+from tenacity.stop import stop_base
 
 from gameday.safety.guardrails import StopConditions
 
@@ -32,6 +33,16 @@ class Tripped:
     def describe(self) -> str:
         return f"stop condition {self.condition} tripped at {time.strftime('%H:%M:%S', time.gmtime(self.at))} UTC: " \
                f"{self.detail}"
+
+
+class _stop_when(stop_base):  # noqa: N801 (tenacity's naming of stop strategies)
+    """Stop polling once `event` is set (the watch was stopped, or a condition tripped)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, retry_state: Any) -> bool:
+        return self.event.is_set()
 
 
 class StopWatch:
@@ -104,8 +115,10 @@ class StopWatch:
         return self
 
     def _watch(self) -> None:
-        def stopping(_: Any) -> bool:
-            return self._stopping.is_set()
+        stopping = _stop_when(self._stopping)
+
+        def sleep(seconds: float) -> None:
+            self._stopping.wait(seconds)
 
         def look() -> Tripped | None:
             try:
@@ -113,7 +126,7 @@ class StopWatch:
             except Exception:  # noqa: BLE001 - an unreadable alarm must not end the watch; the next look retries
                 return None
 
-        retrying = Retrying(stop=stop_any(stopping), wait=lambda _: self.poll_s, sleep=self._stopping.wait,
+        retrying = Retrying(stop=stopping, wait=lambda _: self.poll_s, sleep=sleep,
                             retry=retry_if_result(lambda got: got is None), retry_error_callback=lambda _: None)
         found = retrying(look)
         if found is not None:

@@ -46,7 +46,7 @@ def _plain(value: Any) -> Any:
         return sorted(_plain(v) for v in value)
     if isinstance(value, (bytes, bytearray)):
         return value.decode("utf-8", "replace")
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (bytes, bytearray)):  # boto3 Binary
+    if hasattr(value, "value") and isinstance(value.value, (bytes, bytearray)):  # boto3 Binary
         return value.value.decode("utf-8", "replace")
     return value
 

@@ -97,8 +97,8 @@ def _parse(event: Any) -> tuple[dict[str, Any] | None, str | None]:
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     fields, error = _parse(event)
-    if error is not None:
-        return _bad(error)
+    if fields is None:
+        return _bad(error or "body: not understood")
     region = os.environ.get("AWS_REGION", "")
     item = {**fields, "written_region": region}
     try:

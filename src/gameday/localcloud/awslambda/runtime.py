@@ -16,7 +16,7 @@ Environment isolation inside one process: os.environ is given a thread-local ove
 (its class is swapped once for a subclass, so every holder of the os.environ object,
 botocore included, sees it). In a thread that runs a handler, os.environ / os.getenv show
 exactly that function's environment (its Variables plus what Lambda sets: AWS_REGION,
-AWS_LAMBDA_FUNCTION_NAME, dummy credentials, AWS_ENDPOINT_URL of the local cloud, and no
+AWS_LAMBDA_FUNCTION_NAME, the keys of a session of its execution role, AWS_ENDPOINT_URL of the local cloud, and no
 config/credential files of the host). Other threads see the real environment.
 
 Time scale: a caller's deadline (API Gateway's scaled 29 s) counts once the execution
@@ -30,7 +30,8 @@ deadline from a watchdog thread (the data plane: no hand-off per request).
 
 Optional (LambdaRuntime(ctx, in_process_aws=True)): handlers' boto3 calls to the local AWS
 endpoint are served without a socket: DynamoDB by moto's DynamoDB handler (left unsigned: moto
-checks no signature), anything else by the endpoint's WSGI app; see _send_in_process.
+checks no signature; IAM authorises it as the function's role, from its key), anything else by the
+endpoint's WSGI app (IAM included); see _send_in_process.
 """
 
 from __future__ import annotations
@@ -64,14 +65,14 @@ import botocore
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 from moto.awslambda.exceptions import LambdaClientError
-from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from gameday.localcloud.awslambda.watchdog import Watchdog
+from gameday.localcloud.iam import enforcement
 from gameday.localcloud.motoglue import access as moto_access
 from gameday.localcloud.motoglue import patches
-from gameday.localcloud.motoglue.server import ControlMiddleware
+from gameday.localcloud.motoglue.server import aws_app
 from gameday.localcloud.process.context import CloudContext
 
 DUMMY_CREDENTIAL = "gameday-local"
@@ -275,18 +276,28 @@ def _unsigned_in_process(region_name: str | None = None, **_kwargs: Any) -> Any:
 
 
 def _credential_scope(request: Any) -> None:
-    """The Authorization header moto reads the region (and account) from, for an unsigned call."""
+    """The Authorization header moto reads the region (and account) from, for an unsigned call,
+    naming the handler's own access key (its execution role's session) so that IAM authorises
+    the call as that role, as Lambda's signed calls are."""
     region = getattr(_TLS, "signing_region", None)
     if region and "Authorization" not in request.headers:
         _TLS.signing_region = None
+        env = getattr(_TLS, "env", None) or {}
+        key = env.get("AWS_ACCESS_KEY_ID") or DUMMY_CREDENTIAL
         request.headers["Authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={DUMMY_CREDENTIAL}/20120810/{region}/dynamodb/aws4_request, "
+            f"AWS4-HMAC-SHA256 Credential={key}/20120810/{region}/dynamodb/aws4_request, "
             "SignedHeaders=host, Signature=not-signed-served-in-process")
+        token = env.get("AWS_SESSION_TOKEN")
+        if token and "X-Amz-Security-Token" not in request.headers:
+            request.headers["X-Amz-Security-Token"] = token
 
 
 def _dispatch_dynamodb(request: Any) -> AWSResponse:
-    """What moto's botocore stubber does for a matched URL, for DynamoDB."""
+    """What moto's botocore stubber does for a matched URL, for DynamoDB (after IAM's decision)."""
     _credential_scope(request)
+    refusal = enforcement.authorise_prepared(request)
+    if refusal is not None:
+        return AWSResponse(request.url, refusal[0], dict(refusal[1]), _Body(refusal[2]))
     normalized = MOTO_NORMALIZE_REQUEST.original()(request)
     try:
         status, headers, body = MOTO_DYNAMODB_DISPATCH.original()(normalized, normalized.raw_url, normalized.headers)
@@ -344,6 +355,7 @@ class _Instance:
     code_sha: str
     handler_name: str
     runtime_name: str
+    role: str
     variables: dict[str, str]
     environ: dict[str, str]
     module_name: str
@@ -353,7 +365,8 @@ class _Instance:
 
     def matches(self, fn: Any) -> bool:
         return (fn.code_sha_256 == self.code_sha and fn.handler == self.handler_name
-                and fn.run_time == self.runtime_name and (fn.environment_vars or {}) == self.variables)
+                and fn.run_time == self.runtime_name and fn.role == self.role
+                and (fn.environment_vars or {}) == self.variables)
 
 
 @dataclass
@@ -481,7 +494,7 @@ class LambdaRuntime:
         self._ctx = ctx
         self._aws_app: Any = None
         if in_process_aws:
-            self._aws_app = ControlMiddleware(DomainDispatcherApplication(create_backend_app), ctx.control)
+            self._aws_app = aws_app(ctx.control)
         self._regions = {spec.name for spec in ctx.regions}
         self._instances: dict[tuple[str, str, str], _Instance] = {}
         self._code_dirs: dict[str, Path] = {}
@@ -699,11 +712,13 @@ class LambdaRuntime:
             sys.modules.pop(module_name, None)
             raise InvocationError("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_path}'")
         return _Instance(code_sha=fn.code_sha_256, handler_name=handler_name, runtime_name=runtime_name,
-                         variables=variables, environ=environ, module_name=module_name, handler=handler)
+                         role=fn.role, variables=variables, environ=environ, module_name=module_name, handler=handler)
 
     def _environment(self, fn: Any, variables: dict[str, str], code_dir: Path, version: str) -> dict[str, str]:
         assert self._root is not None
         nowhere = str(self._root / "no-aws-config")  # never read the host's ~/.aws
+        # The execution role's session, as Lambda gives a function: its calls are authorised as the role.
+        access_key, secret_key, session_token = enforcement.execution_credentials(fn.role, fn.function_name, fn.region)
         environ = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "LANG": "en_US.UTF-8",
@@ -723,9 +738,9 @@ class LambdaRuntime:
             "AWS_LAMBDA_FUNCTION_VERSION": version,
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[{version}]{uuid.uuid4().hex}",
-            "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
-            "AWS_SESSION_TOKEN": DUMMY_CREDENTIAL,
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key,
+            "AWS_SESSION_TOKEN": session_token,
             "LAMBDA_TASK_ROOT": str(code_dir),
             "LAMBDA_RUNTIME_DIR": str(code_dir),
         })

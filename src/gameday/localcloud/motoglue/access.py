@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from moto.backends import get_backend
@@ -27,3 +28,18 @@ def route53() -> Any:
 
 def cloudformation(region: str) -> Any:
     return get_backend("cloudformation")[ACCOUNT_ID][region]
+
+
+@functools.cache
+def _backends(service: str) -> Any:
+    """moto's BackendDict of a service: one object for the process (a reset empties it in place)."""
+    return get_backend(service)  # type: ignore[call-overload]
+
+
+def iam() -> Any:
+    """IAM is global: one backend per partition. Looked up on every authorised request, hence cached."""
+    return _backends("iam")[ACCOUNT_ID]["aws"]
+
+
+def sts() -> Any:
+    return _backends("sts")[ACCOUNT_ID]["aws"]

@@ -1,5 +1,6 @@
 """The AWS API endpoint: moto's server app, one HTTP endpoint for every region,
-with the local cloud's control routes (/_gameday/...) served beside it."""
+with the local cloud's control routes (/_gameday/...) served beside it, and IAM enforced in
+front of moto for requests signed by IAM users and assumed roles (gameday/localcloud/iam/)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import ThreadedWSGIServer
 
+from gameday.localcloud.iam import enforcement
 from gameday.localcloud.motoglue import patches
 from gameday.localcloud.process import startup
 from gameday.localcloud.process.context import ControlRoutes
@@ -125,6 +127,13 @@ class ControlMiddleware:
         return [data]
 
 
+def aws_app(routes: ControlRoutes) -> Callable[..., Any]:
+    """What the endpoint serves: control routes, else IAM's decision, else moto. The Lambda
+    runtime's in-process calls use the same stack, so they are authorised as over HTTP."""
+    enforcement.install()
+    return ControlMiddleware(enforcement.IamMiddleware(DomainDispatcherApplication(create_backend_app)), routes)
+
+
 class _EndpointServer(ThreadedWSGIServer):
     """What werkzeug's make_server(threaded=True) builds, quiet about clients that hang up."""
 
@@ -136,11 +145,18 @@ class _EndpointServer(ThreadedWSGIServer):
 
 
 class AwsEndpoint:
-    """moto in server mode on host:port (0 = a free port), in a background thread."""
+    """moto in server mode on host:port (0 = a free port), in a background thread.
 
-    def __init__(self, host: str, port: int, routes: ControlRoutes) -> None:
+    iam: enforce IAM for IAM users' and assumed roles' keys (True), or not (False); None leaves the
+    process-wide switch as it is (on, unless GAMEDAY_LOCAL_IAM=off). The control route
+    /_gameday/iam reads and changes it."""
+
+    def __init__(self, host: str, port: int, routes: ControlRoutes, iam: bool | None = None) -> None:
         install_speedups()
-        app = ControlMiddleware(DomainDispatcherApplication(create_backend_app), routes)
+        if iam is not None:
+            enforcement.set_enabled(iam)
+        enforcement.control_routes(routes.add)
+        app = aws_app(routes)
         # Bind ourselves: a taken port raises OSError (EADDRINUSE) here, where the caller turns it
         # into a one-line error (werkzeug would print and exit the process).
         listener = socket.create_server((host, port), backlog=128)
