@@ -14,9 +14,10 @@ PACKAGE_DIR = Path(gameday.__file__).resolve().parent
 
 # Each room and the rooms it may import (besides itself). Imports run one way: procedures import
 # observation, faults, load and measurement, which import the clients and the records.
-BASE = {"errors", "records", "timing", "deployment"}
+BASE = {"errors", "records", "timing", "deployment", "lazy"}
 MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
+    "lazy": set(),
     "records": {"errors"},
     "timing": {"errors"},
     "deployment": {"errors", "timing", "records"},
@@ -30,7 +31,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "infra": set(),
     "gamedays": BASE | {"aws", "faults", "observe", "load", "measure", "report"},
     "catalog": BASE | {"aws", "faults", "observe", "load", "measure", "report", "gamedays"},
-    "plugin": BASE | {"aws", "gamedays", "report", "localcloud"},
+    "plugin": BASE | {"aws", "gamedays", "report", "measure", "localcloud"},
     "cli": BASE | {"aws", "faults", "gamedays", "report", "provision", "measure", "localcloud", "plugin", "safety"},
     "localcloud": BASE | {"provision", "infra"},
 }

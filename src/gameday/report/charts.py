@@ -27,9 +27,13 @@ if TYPE_CHECKING:
 
 def _new_figure(**kwargs: Any) -> Figure:
     """A Figure with the Agg canvas; matplotlib is imported here, when a chart is first drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    fig = _new_figure(**kwargs)
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
     return fig
+
 
 #: mark name -> (label, colour); drawn in this order
 MARKS: tuple[tuple[str, str, str], ...] = (
