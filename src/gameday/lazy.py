@@ -1,7 +1,9 @@
 """Modules loaded on first use: a game-day module names the libraries it works with at the top, as
 usual, but a run that only collects (or selects nothing) never pays for numpy, matplotlib, boto3
 or requests. Built on importlib.util.LazyLoader: the module object exists at once and executes
-on its first attribute access.
+on its first attribute access. A dotted name imports its parent package at once (as the import
+system must, to find the submodule): keep those parents light. Not for the namespace of a pytest
+test module: collection inspects every name a test module holds, which loads the module.
 """
 
 from __future__ import annotations

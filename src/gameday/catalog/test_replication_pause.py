@@ -23,7 +23,6 @@ from gameday.faults.replication import PauseReplication, replication_status
 from gameday.gamedays.scenario_report import reported_scenario
 from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_for
 from gameday.gamedays.under_load import read_items
-from gameday.lazy import lazy_module
 from gameday.load.traffic import make_event, new_id_base
 from gameday.observe import tables
 from gameday.records import RunRecord
@@ -31,8 +30,6 @@ from gameday.report import allure as reporting
 
 if TYPE_CHECKING:
     import requests
-else:
-    requests = lazy_module("requests")
 
 
 ONE_SIDED_PER_REGION = 100
@@ -43,6 +40,7 @@ HTTP_TIMEOUT_S = (3.05, 10.0)
 
 def _write(session: requests.Session, api_url: str, region: str, item_id: int, name: str) -> dict[str, Any]:
     """POST /item straight to one region; a traffic event (load.traffic.make_event) plus the value written."""
+    import requests  # here, not at module level: collection inspects every name a test module holds
     t_start = time.time()
     started = time.perf_counter()
     status, error, served = None, None, region
@@ -76,6 +74,8 @@ def test_replication_paused_then_resumed(gameday) -> None:
                      for n, r in enumerate(dep.regions)}
         conflicting = [base + 100_000 + i for i in range(CONFLICTING)]
         events: list[dict[str, Any]] = []
+        import requests
+
         http = requests.Session()
         http.trust_env = False
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=WRITERS)

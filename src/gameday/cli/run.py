@@ -24,10 +24,14 @@ def catalog_dir() -> Path:
 GAMEDAY_PLUGIN = "gameday.plugin"
 ALLURE_PLUGIN = "allure_pytest.plugin"
 XDIST_PLUGIN = "xdist.plugin"
-#: pytest's built-in plugins a catalog run leaves out. unraisableexception runs gc.collect five
-#: times as the session ends, which after the procedures' imports costs a noticeable part of a
-#: short run; without it Python's own hook still prints an unraisable exception to stderr.
-BUILTINS_LEFT_OUT = ("unraisableexception",)
+#: pytest's built-in plugins a catalog run leaves out: what the catalog never uses (doctests,
+#: unittest classes, --pdb, setup plans...) costs start-up time for nothing. unraisableexception
+#: runs gc.collect five times as the session ends, which after the procedures' imports costs a
+#: noticeable part of a short run; without it Python's own hook still prints an unraisable
+#: exception to stderr. The catalog's verdicts are ScenarioFailed with their own messages, never
+#: bare asserts, so its modules are not rewritten (--assert=plain).
+BUILTINS_LEFT_OUT = ("unraisableexception", "doctest", "pastebin", "legacypath", "unittest", "setuponly",
+                     "setupplan", "stepwise", "subtests", "debugging")
 AUTOLOAD_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
 
@@ -66,6 +70,7 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
         argv += ["-p", GAMEDAY_PLUGIN, "-p", ALLURE_PLUGIN]
         for name in BUILTINS_LEFT_OUT:
             argv += ["-p", f"no:{name}"]
+        argv.append("--assert=plain")
         if args.n:
             argv += ["-p", XDIST_PLUGIN]
     if args.deployment:

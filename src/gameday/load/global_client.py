@@ -11,16 +11,19 @@ requests go there, as a real client's do after its DNS cache expires.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-
 from gameday.errors import GamedayError, UsageError
+from gameday.lazy import lazy_module
 from gameday.observe.resolver import DnsResolutionError, Resolution, Resolver
+
+if TYPE_CHECKING:
+    import requests
+else:
+    requests = lazy_module("requests")
 
 REGION_HEADER = "x-gameday-region"
 DEFAULT_TIMEOUT = (2.0, 10.0)  # (connect, read) seconds
@@ -65,24 +68,32 @@ class GlobalResponse:
         return self.response.json()
 
 
-class _PinnedAddressAdapter(HTTPAdapter):
-    """Sends each request to the address attached to it, keeping the URL's host for TLS.
+@functools.cache
+def _pinned_address_adapter() -> type:
+    """The adapter class, made on first use (requests is a heavy import, and a run that only
+    collects game days never sends a request)."""
+    from requests.adapters import HTTPAdapter
 
-    urllib3 pools are keyed by (scheme, address, port, server_hostname): one keep-alive pool
-    per resolved address, so a DNS change opens new connections to the new address.
-    """
+    class PinnedAddressAdapter(HTTPAdapter):
+        """Sends each request to the address attached to it, keeping the URL's host for TLS.
 
-    def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        address = getattr(request, _ADDRESS_ATTR, None)
-        if address:
-            domain = host_params["host"]
-            host_params = {**host_params, "host": address}
-            if host_params.get("scheme") == "https":
-                # urllib3 takes these pool arguments; requests' stubs list only the ones it sets itself
-                pinned: dict[str, Any] = {**pool_kwargs, "server_hostname": domain, "assert_hostname": domain}
-                return host_params, pinned
-        return host_params, pool_kwargs
+        urllib3 pools are keyed by (scheme, address, port, server_hostname): one keep-alive pool
+        per resolved address, so a DNS change opens new connections to the new address.
+        """
+
+        def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
+            host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+            address = getattr(request, _ADDRESS_ATTR, None)
+            if address:
+                domain = host_params["host"]
+                host_params = {**host_params, "host": address}
+                if host_params.get("scheme") == "https":
+                    # urllib3 takes these pool arguments; requests' stubs list only the ones it sets itself
+                    pinned: dict[str, Any] = {**pool_kwargs, "server_hostname": domain, "assert_hostname": domain}
+                    return host_params, pinned
+            return host_params, pool_kwargs
+
+    return PinnedAddressAdapter
 
 
 class GlobalClient:
@@ -114,7 +125,7 @@ class GlobalClient:
         self.timeout = timeout
         self._session = requests.Session()
         self._session.trust_env = False  # a proxy from the environment would defeat the pinned address
-        adapter = _PinnedAddressAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0)
+        adapter = _pinned_address_adapter()(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -177,11 +188,14 @@ class GlobalClient:
 
 def _never_connected(exc: BaseException) -> bool:
     """True when the TCP connection was never made (safe to try another address, even for POST)."""
+    import urllib3.exceptions as urllib3_exceptions
+
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (NewConnectionError, ConnectTimeoutError, requests.ConnectTimeout)):
+        if isinstance(current, (urllib3_exceptions.NewConnectionError, urllib3_exceptions.ConnectTimeoutError,
+                                requests.ConnectTimeout)):
             return True
         reason = getattr(current, "reason", None)
         nested = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
