@@ -35,6 +35,7 @@ class Category(StrEnum):
     LOST_WRITES = "lost_writes"
     ROLLBACK_FAILURE = "rollback_failure"
     SLO_VIOLATION = "slo_violation"
+    STEADY_STATE = "steady_state"
     HARNESS_ERROR = "harness_error"
 
     @classmethod
@@ -79,6 +80,8 @@ VERDICTS: dict[Category, Verdict] = {v.category: v for v in (
             "the fault could not be undone exactly"),
     Verdict(Category.SLO_VIOLATION, "failed", 1, "SLO violation",
             "a measured figure is outside the SLO set by the deployment or the command line"),
+    Verdict(Category.STEADY_STATE, "failed", 1, "Steady state",
+            "the deployment was not healthy, or did not take writes, before any fault"),
     Verdict(Category.HARNESS_ERROR, "broken", 1, "Harness error",
             "the harness itself failed (an uncategorised exception)"),
 )}

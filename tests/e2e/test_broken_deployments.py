@@ -76,6 +76,19 @@ def _wrong_path(fresh_cloud: LocalCloud, tmp_path: Path) -> None:
     assert "not unhealthy" in row["error"], row["error"]
 
 
+def test_an_unhealthy_deployment_fails_as_steady_state_naming_what_the_checkers_saw(fresh_cloud: LocalCloud,
+                                                                                      tmp_path: Path) -> None:
+    # The check probes a path the API does not have: unhealthy before any fault.
+    secondary = region_of(fresh_cloud, "us-east-1")
+    client(fresh_cloud, "route53").update_health_check(HealthCheckId=secondary["health_check_id"],
+                                                       ResourcePath="/prod/no-such-path")
+    row = run_failing(fresh_cloud, tmp_path, PRIMARY)
+    assert row["failure_category"] == "steady_state", row["error"]
+    assert "us-east-1 is not healthy before any fault" in row["error"]
+    assert "Failure: HTTP Status Code 403" in row["error"], row["error"]     # API Gateway: no such resource
+    assert "fault" not in row["marks"]                                        # nothing was injected
+
+
 def test_health_handler_that_ignores_its_environment(fresh_cloud: LocalCloud, tmp_path: Path) -> None:
     source = "def handler(event, context):\n    return {'statusCode': 200, 'body': '\"ok\"'}\n"
     lam = client(fresh_cloud, "lambda", PRIMARY)

@@ -116,8 +116,12 @@ class RegionFailover:
     def _steady_state(self) -> None:
         with reporting.phase("steady state") as entry:
             for region in self.dep.regions:
-                wait = self.s.health.wait_until(region.health_check_id, healthy=True, region=region.name,
-                                                poll_s=self.poll_s, on_progress=self.s.progress.health)
+                try:
+                    wait = self.s.health.wait_until(region.health_check_id, healthy=True, region=region.name,
+                                                    poll_s=self.poll_s, on_progress=self.s.progress.health)
+                except DetectionTimeout as exc:
+                    raise ScenarioFailed(Category.STEADY_STATE, f"steady state: {region.name} is not healthy before "
+                                                                f"any fault: {_reasons(exc)}") from exc
                 entry.setdefault("health", {})[region.name] = f"{wait.final.total - wait.final.failing}/{wait.final.total} healthy"
             answers = self.dns_now()
             if not answers:
@@ -125,8 +129,8 @@ class RegionFailover:
             self.steady_regions = [r for r in dns_answers.regions_in(self.dep, answers) if r]
             response = self.client.get("/health")
             if response.status >= 400:
-                raise ScenarioFailed(Category.HARNESS_ERROR, f"steady state: GET {self.dep.global_url}/health "
-                                                             f"answered {response.status} from {response.served_by}")
+                raise ScenarioFailed(Category.STEADY_STATE, f"steady state: GET {self.dep.global_url}/health "
+                                                            f"answered {response.status} from {response.served_by}")
             self.run.evidence["steady_state"] = {"dns_answer": answers, "testdnsanswer": self.testdns.answer(),
                                                  "served_by": response.served_by, "health": entry.get("health")}
             entry.update(dns_regions=self.steady_regions)
@@ -251,3 +255,17 @@ class RegionFailover:
         elif isinstance(exc, tables.ItemNotReplicated):
             self.run.evidence["item_by_region"] = {r: v.item for r, v in exc.last.items()}
 
+
+def _reasons(timeout: DetectionTimeout) -> str:
+    """What the checkers said, most common first ("16 checkers: Failure: HTTP Status Code 403, Forbidden"),
+    so a wrong path or a refused connection is named before anyone waits for a fault."""
+    last = getattr(timeout, "last", None)
+    observations = getattr(last, "observations", None) or []
+    counts: dict[str, int] = {}
+    for o in observations:
+        if not o.ok:
+            counts[o.status] = counts.get(o.status, 0) + 1
+    if not counts:
+        return str(timeout)
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:2]
+    return f"{last.failing}/{last.total} checkers failing; " + "; ".join(f"{n}: {status}" for status, n in top)

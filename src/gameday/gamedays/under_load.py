@@ -495,7 +495,7 @@ class FailoverUnderLoad:
             reached, _ = wait_for(warm, budget_s=budget, poll_s=self.poll_s)
             entry.update(acked=self._traffic.progress().acked_writes)
             if not reached:
-                raise fail(self.run, Category.HARNESS_ERROR, f"traffic warm-up: fewer than {warm_acked} writes acknowledged "
+                raise fail(self.run, Category.STEADY_STATE, f"traffic warm-up: fewer than {warm_acked} writes acknowledged "
                                                       f"in {budget:.0f} s ({self._progress()})")
 
     def _at_dns_shift(self, run: RunRecord) -> None:
