@@ -265,7 +265,7 @@ def _reasons(timeout: DetectionTimeout) -> str:
     for o in observations:
         if not o.ok:
             counts[o.status] = counts.get(o.status, 0) + 1
-    if not counts:
+    if not counts or last is None:
         return str(timeout)
     top = sorted(counts.items(), key=lambda kv: -kv[1])[:2]
     return f"{last.failing}/{last.total} checkers failing; " + "; ".join(f"{n}: {status}" for status, n in top)
