@@ -46,6 +46,9 @@ CUSTOM_DOMAIN_TEMPLATE_FILES = {
     "regional_domain": "regional-domain.yaml",
     "routing_alias": "routing-alias.yaml",
 }
+# The lease table that keeps two game days from faulting one deployment at once: deployed when the
+# templates folder has it (the reference templates do), named in the description as `lease`.
+LEASE_TEMPLATE_FILE = "lease-table.yaml"
 ROUTE53_STACK_REGION = "us-east-1"  # Route 53 is global; its stacks live in us-east-1
 TABLE_VERSIONS = ("2017.11.29", "2019.11.21")
 ROUTINGS = ("failover", "latency")
@@ -68,6 +71,7 @@ REQUIRED_OUTPUTS = {
     "zone": ("HostedZoneId",),
     "regional_domain": ("RegionalDomainName", "RegionalHostedZoneId"),
     "routing_alias": ("HealthCheckId",),
+    "lease": ("LeaseTableName",),
 }
 
 
@@ -252,6 +256,13 @@ def load_templates(templates_dir: str | None, custom_domain: bool = False) -> di
             if key not in outputs:
                 raise UsageError(f"template {path}: missing output {key}")
         templates[kind] = doc
+    lease = base / LEASE_TEMPLATE_FILE
+    if lease.is_file():
+        doc = load_template(lease)
+        check_references(doc, lease)
+        if "LeaseTableName" not in (doc.get("Outputs") or {}):
+            raise UsageError(f"template {lease}: missing output LeaseTableName")
+        templates["lease"] = doc
     globals_ = [r for r in templates["global_table"]["Resources"].values()
                 if r["Type"] == "AWS::DynamoDB::GlobalTable"]
     if len(globals_) != 1:
@@ -510,6 +521,12 @@ class _Provisioner:
         if spec.table_version == "2017.11.29":
             self.create_legacy_global_table()
 
+        lease: dict[str, str] | None = None
+        if "lease" in templates:
+            out = self.create_stack("lease", spec.regions[0], self.stack_name("lease"), templates["lease"],
+                                    {"TableName": f"{spec.stack_prefix}-leases"})
+            lease = {"table": out["LeaseTableName"], "region": spec.regions[0]}
+
         domains: dict[str, dict[str, str]] = {}
         if spec.custom_domain:
             for region in spec.regions:
@@ -580,6 +597,8 @@ class _Provisioner:
                       "region_attribute": REGION_ATTRIBUTE[spec.table_version]},
             "regions": described_regions,
         })
+        if lease is not None:
+            description["lease"] = lease
         return description
 
 
@@ -605,6 +624,7 @@ def teardown(spec: ProvisionSpec, session_factory: SessionFactory, on_deleted: D
         plan += [("regional_domain", r, worker.stack_name("regional_domain", r)) for r in spec.regions]
     plan += [("regional", r, worker.stack_name("regional", r)) for r in spec.regions]
     plan.append(("global_table", spec.regions[0], worker.stack_name("global_table")))
+    plan.append(("lease", spec.regions[0], worker.stack_name("lease")))
     if spec.hosted_zone_id is None:
         plan.append(("zone", ROUTE53_STACK_REGION, worker.stack_name("zone")))
     if spec.table_version == "2017.11.29":

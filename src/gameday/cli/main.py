@@ -10,6 +10,7 @@ procedures only when a setting they parse has to be checked.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -48,13 +49,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gameday.cli.run import finish_run, loads_own_plugins, pytest_args_for_run, run_pytest
 
     regions = ["eu-west-1", "us-east-1"]  # the embedded cloud's default
+    deployment = None
     if args.deployment:
         from gameday.deployment import load_deployment
 
         # validate before pytest starts: exit 2, no AWS call
-        regions = [r.name for r in load_deployment(args.deployment).regions]
+        deployment = load_deployment(args.deployment)
+        regions = [r.name for r in deployment.regions]
     if args.fail_region is not None and args.fail_region not in regions:
         raise UsageError(f"--fail-region: expected one of {', '.join(regions)}, got {args.fail_region!r}")
+    if args.wait_lock is not None and not args.wait_lock >= 0:
+        raise UsageError(f"--wait-lock: expected a number of seconds >= 0, got {args.wait_lock}")
     if args.n is not None and args.n < 0:
         raise UsageError(f"-n: expected a number of workers >= 0, got {args.n}")
     if args.time_scale is not None and not (0 < args.time_scale <= 1):
@@ -70,10 +75,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = new_run_id()
     run_dir = Path(args.report_dir) / run_id
     pytest_args = pytest_args_for_run(args, run_dir)  # checks --scenarios before anything is written
-    run_dir.mkdir(parents=True, exist_ok=True)
-    print(f"gameday run {run_id}: pytest {' '.join(pytest_args)}", flush=True)
-    code = run_pytest(pytest_args, autoload=not loads_own_plugins(args))
+    guard: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if deployment is not None:
+        from gameday.cli.guard import check_guardrails, held_lease
+
+        check_guardrails(deployment, [args.fail_region] if args.fail_region else regions)
+        guard = held_lease(deployment, run_id=run_id, wait_s=args.wait_lock or 0.0)
+    with guard:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        print(f"gameday run {run_id}: pytest {' '.join(pytest_args)}", flush=True)
+        code = run_pytest(pytest_args, autoload=not loads_own_plugins(args))
     return finish_run(run_dir, code, build_html=not args.no_html)
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from gameday.cli.guard import unlock
+    from gameday.deployment import load_deployment
+
+    print(f"gameday unlock: {unlock(load_deployment(args.deployment), force=args.force)}")
+    return 0
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
@@ -145,6 +165,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                      help="also run the game days in DIR (a team's own; pytest files); repeatable")
     run.add_argument("--no-catalog", action="store_true",
                      help="run only the --scenarios game days, not the catalog shipped with gameday")
+    run.add_argument("--wait-lock", type=float, metavar="S", default=None,
+                     help="if another run holds the deployment's lease, wait up to S seconds for it (default: "
+                          "refuse at once, naming the holder; exit 3)")
     run.add_argument("--report-dir", default="reports", metavar="DIR")
     run.add_argument("--no-html", action="store_true", help="skip building the Allure HTML report")
     run.set_defaults(func=cmd_run)
@@ -157,6 +180,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
         add_arguments(up)
     up.set_defaults(func=cmd_local_up)
+
+    unlock = sub.add_parser("unlock", help="remove a deployment's lease (a run that was killed holds it until it "
+                                           "expires)")
+    unlock.add_argument("--deployment", required=True, metavar="FILE", help="deployment description (names the lease)")
+    unlock.add_argument("--force", action="store_true", help="required: the lease may belong to a live run")
+    unlock.set_defaults(func=cmd_unlock)
 
     restore = sub.add_parser("restore", help="undo faults that a killed run left behind")
     restore.add_argument("--journal", default="reports/journal.jsonl", metavar="FILE")
