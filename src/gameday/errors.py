@@ -36,6 +36,7 @@ class Category(StrEnum):
     ROLLBACK_FAILURE = "rollback_failure"
     SLO_VIOLATION = "slo_violation"
     STEADY_STATE = "steady_state"
+    STOPPED = "stopped"
     HARNESS_ERROR = "harness_error"
 
     @classmethod
@@ -61,8 +62,9 @@ class Verdict:
 
 
 #: Category -> Verdict. Order matters: Allure puts a failure in the first category that matches.
-#: Every verdict exits 1, as pytest does for any failed test: a scheduled game day only has to tell
-#: "held" from "did not hold"; which way it failed is in the summary and the report.
+#: Exit status of a run (the highest-ranked among its scenarios, see `run_exit_code`): 0 pass,
+#: 1 a verification failed, 2 bad input, 3 refused by a guardrail or a lock (before any change),
+#: 4 stopped by a stop condition, 5 a restore failed (an operator must look: `gameday restore`).
 VERDICTS: dict[Category, Verdict] = {v.category: v for v in (
     Verdict(Category.FAULT_NOT_EFFECTIVE, "failed", 1, "Fault not effective",
             "the fault was applied but the region kept answering as before"),
@@ -76,15 +78,32 @@ VERDICTS: dict[Category, Verdict] = {v.category: v for v in (
             "the surviving region did not acknowledge a write through the global domain"),
     Verdict(Category.LOST_WRITES, "failed", 1, "Lost writes",
             "acknowledged writes missing from a region after recovery"),
-    Verdict(Category.ROLLBACK_FAILURE, "failed", 1, "Rollback failure",
+    Verdict(Category.ROLLBACK_FAILURE, "failed", 5, "Rollback failure",
             "the fault could not be undone exactly"),
     Verdict(Category.SLO_VIOLATION, "failed", 1, "SLO violation",
             "a measured figure is outside the SLO set by the deployment or the command line"),
+    Verdict(Category.STOPPED, "failed", 4, "Stopped",
+            "a stop condition tripped (an alarm, the error rate, a stop file, a signal, the fault's time cap): "
+            "the fault was restored at once"),
     Verdict(Category.STEADY_STATE, "failed", 1, "Steady state",
             "the deployment was not healthy, or did not take writes, before any fault"),
     Verdict(Category.HARNESS_ERROR, "broken", 1, "Harness error",
             "the harness itself failed (an uncategorised exception)"),
 )}
+
+
+EXIT_PASS, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_STOPPED, EXIT_RESTORE_FAILED = 0, 1, 2, 3, 4, 5
+_EXIT_RANK = (EXIT_RESTORE_FAILED, EXIT_STOPPED, EXIT_FAILED)
+
+
+def run_exit_code(categories: list[Category | str | None], pytest_code: int) -> int:
+    """A run's exit status from its scenarios' categories: a failed restore outranks a stop, which
+    outranks any other failure; a run whose tests failed without a category keeps pytest's code."""
+    codes = {VERDICTS[Category.parse(c)].exit_code for c in categories if c is not None}
+    for code in _EXIT_RANK:
+        if code in codes:
+            return code
+    return pytest_code
 
 
 def verdict_of(category: Category | str) -> Verdict:
@@ -139,3 +158,13 @@ def category_of_exception(exc: BaseException) -> Category:
     if isinstance(category, Category):
         return category
     return Category.HARNESS_ERROR
+
+
+class ScenarioStopped(ScenarioError):
+    """A stop condition tripped while a fault was in place; the fault was restored at once."""
+
+    exit_code = EXIT_STOPPED
+
+    def __init__(self, condition: str, detail: str, at: float) -> None:
+        self.condition, self.detail, self.at = condition, detail, at
+        super().__init__(f"[stopped] {detail}", category=Category.STOPPED)

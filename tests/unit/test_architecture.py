@@ -20,9 +20,10 @@ MAY_IMPORT: dict[str, set[str]] = {
     "lazy": set(),
     "records": {"errors"},
     "timing": {"errors"},
-    "deployment": {"errors", "timing", "records"},
+    "deployment": {"errors", "timing", "records", "safety"},
+    "safety": {"errors", "deployment", "timing", "lazy", "records"},
     "aws": BASE,
-    "faults": BASE | {"aws"},
+    "faults": BASE | {"aws", "observe", "safety"},   # a fault's effect is checked as a client sees it (pinned HTTP)
     "observe": BASE | {"aws"},
     "load": BASE | {"aws", "observe"},
     "measure": BASE,
@@ -32,7 +33,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "gamedays": BASE | {"aws", "faults", "observe", "load", "measure", "report"},
     "catalog": BASE | {"aws", "faults", "observe", "load", "measure", "report", "gamedays"},
     "plugin": BASE | {"aws", "gamedays", "report", "measure", "localcloud"},
-    "cli": BASE | {"aws", "faults", "gamedays", "report", "provision", "measure", "localcloud", "plugin", "safety"},
+    "cli": BASE | {"aws", "faults", "gamedays", "report", "provision", "measure", "localcloud", "plugin", "safety", "observe"},
     "localcloud": BASE | {"provision", "infra"},
 }
 # Nothing imports the local cloud but the command that starts one and the fixture that does.

@@ -132,7 +132,9 @@ def finish_run(run_dir: Path, pytest_code: int, *, build_html: bool = True) -> i
         _build_report(run_dir)
     if not rows and pytest_code == 0:
         return 1
-    return pytest_code
+    from gameday.errors import run_exit_code
+
+    return run_exit_code([row.get("failure_category") for row in rows], pytest_code)
 
 
 def _build_report(run_dir: Path) -> None:

@@ -21,6 +21,7 @@ same function serves `gameday restore`, so the run and the repair undo the same 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -28,9 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from gameday import timing
 from gameday.deployment import Deployment
-from gameday.errors import RollbackFailed
+from gameday.errors import RollbackFailed, ScenarioStopped
 from gameday.faults.journal_file import Journal
 from gameday.faults.signals import SigtermRaises, Terminated, signals_deferred
+from gameday.faults.watch import FaultWatch
 from gameday.records import Phase, RunRecord
 
 if TYPE_CHECKING:
@@ -68,6 +70,8 @@ class JournalledFault:
         self._sigterm = SigtermRaises()
         self._active: AbstractContextManager[Phase] | None = None
         self._restored = False
+        self._restore_lock = threading.Lock()
+        self._watch: FaultWatch | None = None
         self._injected_at: float | None = None
         self.entry: dict[str, Any] | None = None
         self.before: dict[str, Any] | None = None
@@ -156,6 +160,10 @@ class JournalledFault:
                                     **({"after": after} if after is not None else {}))
                 phase.output = self.inject_output()
             self._emit("fault_injected", {"t": self._injected_at})
+            self._watch = FaultWatch(self.deployment.guardrails, restore=self.restore,
+                                     time_scale=self.deployment.time_scale, poll_s=self.poll_s,
+                                     cloudwatch=lambda region: self.clients.client("cloudwatch", region),
+                                     describe=f"{self.describe()} in {self.region.name}").start()
             if self.check:
                 with self.record.phase("verify") as phase:
                     try:
@@ -177,14 +185,26 @@ class JournalledFault:
         return False
 
     def _finish(self, exc: BaseException | None) -> None:
-        """Restore exactly, with signals held back; then raise what must be raised."""
+        """Restore exactly, with signals held back; then raise what must be raised: a tripped stop
+        condition outranks the interruption it caused."""
+        if self._watch is not None:
+            self._watch.stop()
         with signals_deferred(after=self._sigterm.release()) as deferred:
             self.restore()
+        tripped = self._watch.tripped if self._watch is not None else None
+        if tripped is not None:
+            self._emit("stopped", {"t": tripped.at, "condition": tripped.condition, "detail": tripped.detail})
+            raise ScenarioStopped(tripped.condition, tripped.describe(), tripped.at) from exc
         if deferred and exc is None:
             raise Terminated(f"signal(s) {deferred} arrived while restoring; restore completed")
 
     def restore(self) -> None:
-        """Undo the fault exactly (idempotent); RollbackFailed keeps the entry for `gameday restore`."""
+        """Undo the fault exactly (idempotent, and safe from the watch's thread); RollbackFailed keeps
+        the entry for `gameday restore`."""
+        with self._restore_lock:
+            self._restore_locked()
+
+    def _restore_locked(self) -> None:
         if self._restored or self.entry is None:
             return
         with self.record.phase("restore") as phase:
