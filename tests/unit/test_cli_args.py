@@ -122,3 +122,54 @@ def test_a_run_that_selects_nothing_starts_no_local_cloud(tmp_path: Path) -> Non
         f"code = main(['run', '-k', 'nothing-matches', '--no-html', '--report-dir', {str(tmp_path)!r}])\n"
         "print(code, sorted(m for m in sys.modules if m.startswith(('gameday.localcloud', 'moto'))))")
     assert out.splitlines()[-1] == "5 []", out[-3000:]  # pytest: no tests collected
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["run", "-k", "(("], "gameday: -k: expected a pytest selection expression, got '(('"),
+    (["run", "-m", "(("], "gameday: -m: expected a pytest selection expression, got '(('"),
+    (["run", "--wait-lock", "-1"], "gameday: --wait-lock: expected a number of seconds >= 0"),
+    (["run", "--slo", "client_outage_s=-5"], "gameday: --slo: client_outage_s: expected a number >= 0"),
+    (["report", "--report-dir", "/nonexistent/gameday-reports"], "gameday: --report-dir: expected a folder"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    assert main([*argv, *(["--report-dir", str(tmp_path)] if argv[0] == "run" else [])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(expected) and "\n" not in err, err
+
+
+def test_restore_refuses_a_folder_and_a_garbage_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from tests.unit.test_config import GOOD
+
+    described = tmp_path / "deployment.yaml"
+    described.write_text(yaml.safe_dump(GOOD))
+    garbage = tmp_path / "journal.jsonl"
+    garbage.write_text("this is not\na journal\n")
+    for journal, expected in ((tmp_path, "expected a journal file, got a folder"),
+                              (garbage, "is not a gameday fault journal")):
+        assert main(["restore", "--deployment", str(described), "--journal", str(journal)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("gameday: --journal: ") and expected in err, err
+
+
+def test_restore_finds_the_latest_runs_journal_wherever_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from gameday.cli.journals import remember_journal
+    from tests.unit.test_config import GOOD
+
+    monkeypatch.setenv("GAMEDAY_STATE_DIR", str(tmp_path / "state"))
+    described = tmp_path / "deployment.yaml"
+    described.write_text(yaml.safe_dump(GOOD))
+    assert main(["restore", "--deployment", str(described)]) == 0
+    assert "no journal found (looked at" in capsys.readouterr().out
+    journal = tmp_path / "elsewhere" / "journal.jsonl"
+    journal.parent.mkdir()
+    journal.write_text("")
+    remember_journal(journal)
+    assert main(["restore", "--deployment", str(described)]) == 0
+    out = capsys.readouterr().out
+    assert f"the latest run's journal: {journal}" in out and "nothing left injected" in out

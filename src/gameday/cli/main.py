@@ -58,6 +58,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         regions = [r.name for r in deployment.regions]
     if args.fail_region is not None and args.fail_region not in regions:
         raise UsageError(f"--fail-region: expected one of {', '.join(regions)}, got {args.fail_region!r}")
+    for option, expression in (("-k", args.k), ("-m", args.m)):
+        if expression is not None:
+            check_selection(option, expression)
     if args.wait_lock is not None and not args.wait_lock >= 0:
         raise UsageError(f"--wait-lock: expected a number of seconds >= 0, got {args.wait_lock}")
     if args.n is not None and args.n < 0:
@@ -83,9 +86,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         guard = held_lease(deployment, run_id=run_id, wait_s=args.wait_lock or 0.0)
     with guard:
         run_dir.mkdir(parents=True, exist_ok=True)
+        from gameday.cli.journals import remember_journal
+
+        remember_journal(Path(args.report_dir) / "journal.jsonl")
         print(f"gameday run {run_id}: pytest {' '.join(pytest_args)}", flush=True)
         code = run_pytest(pytest_args, autoload=not loads_own_plugins(args))
     return finish_run(run_dir, code, build_html=not args.no_html)
+
+
+def check_selection(option: str, expression: str) -> None:
+    """A -k / -m expression pytest cannot parse is a usage error here, in one line, before anything
+    starts (pytest itself would answer with its own exit status 4)."""
+    from _pytest.mark.expression import Expression
+
+    try:
+        Expression.compile(expression)
+    except SyntaxError as exc:
+        raise UsageError(f"{option}: expected a pytest selection expression, got {expression!r} ({exc.msg})") from None
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
@@ -103,6 +120,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    from gameday.cli.journals import check_journal, latest_journal
     from gameday.deployment import load_deployment
     from gameday.faults.journal import restore_pending
 
@@ -111,22 +129,33 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
         args.deployment = DEFAULT_DESCRIPTION
     deployment = load_deployment(args.deployment)
-    journal = Path(args.journal)
-    if not journal.exists():
-        print(f"gameday restore: no journal at {journal}: nothing to restore")
-        return 0
+    if args.journal is None:
+        journal, looked = latest_journal()
+        if journal is None:
+            print(f"gameday restore: no journal found (looked at {looked}): nothing to restore")
+            return 0
+        print(f"gameday restore: the latest run's journal: {journal}")
+    else:
+        journal = Path(args.journal)
+        if not journal.exists():
+            print(f"gameday restore: no journal at {journal}: nothing to restore")
+            return 0
+    check_journal(journal, "--journal" if args.journal is not None else "journal")
     results = restore_pending(journal, deployment)
     for line in results:
         print(f"gameday restore: {line}")
     if not results:
         print("gameday restore: nothing left injected")
-    return 0 if all(outcome.ok for outcome in results) else 1
+    return 0 if all(outcome.ok for outcome in results) else 5
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from gameday.report.html import build_report
 
-    path = build_report(Path(args.report_dir))
+    report_dir = Path(args.report_dir)
+    if not report_dir.is_dir():
+        raise UsageError(f"--report-dir: expected a folder of gameday runs, got {str(report_dir)!r} (no such folder)")
+    path = build_report(report_dir)
     print(f"gameday report: {path}")
     return 0
 
@@ -188,7 +217,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     unlock.set_defaults(func=cmd_unlock)
 
     restore = sub.add_parser("restore", help="undo faults that a killed run left behind")
-    restore.add_argument("--journal", default="reports/journal.jsonl", metavar="FILE")
+    restore.add_argument("--journal", default=None, metavar="FILE",
+                         help="the fault journal (default: the latest run's, wherever it wrote it)")
     restore.add_argument("--deployment", default=None, metavar="FILE",
                          help="deployment description (default: the one `gameday local up` writes)")
     restore.set_defaults(func=cmd_restore)
