@@ -75,6 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         LoadSettings.from_sources({"acked_writes": args.load_acked_writes, "rate": args.load_rate,
                                    "write_ratio": args.load_write_ratio})
         slo_overrides(args.slo)
+    if args.dry_run:
+        from gameday.cli.plan import cmd_plan
+
+        return cmd_plan(args)
     run_id = new_run_id()
     run_dir = Path(args.report_dir) / run_id
     pytest_args = pytest_args_for_run(args, run_dir)  # checks --scenarios before anything is written
@@ -103,6 +107,15 @@ def check_selection(option: str, expression: str) -> None:
         Expression.compile(expression)
     except SyntaxError as exc:
         raise UsageError(f"{option}: expected a pytest selection expression, got {expression!r} ({exc.msg})") from None
+
+
+def cmd_plan_or_policy(args: argparse.Namespace) -> int:
+    from gameday.cli.plan import cmd_plan, cmd_policy
+
+    for option, expression in (("-k", args.k), ("-m", args.m)):
+        if expression is not None:
+            check_selection(option, expression)
+    return cmd_plan(args) if args.command_name == "plan" else cmd_policy(args)
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
@@ -194,6 +207,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                      help="also run the game days in DIR (a team's own; pytest files); repeatable")
     run.add_argument("--no-catalog", action="store_true",
                      help="run only the --scenarios game days, not the catalog shipped with gameday")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (preconditions, faults, phases, AWS actions) and change nothing")
     run.add_argument("--wait-lock", type=float, metavar="S", default=None,
                      help="if another run holds the deployment's lease, wait up to S seconds for it (default: "
                           "refuse at once, naming the holder; exit 3)")
@@ -209,6 +224,23 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
         add_arguments(up)
     up.set_defaults(func=cmd_local_up)
+
+    for name, helptext in (("plan", "check the preconditions and print what the selected game days would do; "
+                                     "changes nothing"),
+                           ("policy", "print the IAM policy (actions and resources) the selected game days need")):
+        planning = sub.add_parser(name, help=helptext)
+        planning.add_argument("--deployment", metavar="FILE", help="deployment description (default: an embedded "
+                                                                   "local cloud, started for the plan)")
+        planning.add_argument("-k", metavar="EXPR", help="only game days matching EXPR (pytest -k)")
+        planning.add_argument("-m", metavar="EXPR", help="only game days with these markers (pytest -m)")
+        planning.add_argument("--fail-region", metavar="REGION", help="fail only this region")
+        planning.add_argument("--scenarios", metavar="DIR", action="append", help="a folder of your own game days")
+        planning.add_argument("--no-catalog", action="store_true", help="only the --scenarios game days")
+        planning.add_argument("--time-scale", type=float, metavar="X", help=argparse.SUPPRESS)
+        if name == "policy":
+            planning.add_argument("--out", metavar="FILE", help="write the policy to FILE")
+        planning.set_defaults(func=cmd_plan_or_policy, n=None, load_acked_writes=None, load_rate=None,
+                              load_write_ratio=None, slo=None, command_name=name)
 
     unlock = sub.add_parser("unlock", help="remove a deployment's lease (a run that was killed holds it until it "
                                            "expires)")

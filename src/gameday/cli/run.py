@@ -96,7 +96,7 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
     return argv
 
 
-def run_pytest(argv: list[str], *, autoload: bool) -> int:
+def run_pytest(argv: list[str], *, autoload: bool, plugins: list[object] | None = None) -> int:
     """pytest in this process. Without autoload, the environment variable is set only for the
     run (xdist workers inherit it while they start) and put back afterwards."""
     import pytest
@@ -105,7 +105,7 @@ def run_pytest(argv: list[str], *, autoload: bool) -> int:
     if not autoload:
         os.environ[AUTOLOAD_ENV] = "1"
     try:
-        return int(pytest.main(argv))
+        return int(pytest.main(argv, plugins=plugins))
     finally:
         if saved is None:
             os.environ.pop(AUTOLOAD_ENV, None)
