@@ -287,6 +287,7 @@ def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], r
     from gameday.gamedays.session import GamedaySession, Progress
 
     path, cloud = deployment_file
+    os.environ.setdefault("GAMEDAY_RUN_ID", run_dir.name)   # the faults mark what they change with it
     session = GamedaySession.open(path, run_dir=run_dir, local_cloud=cloud,
                                   progress=Progress(write=_terminal_writer(request.config)))
     session.slo_overrides = dict(slo_overrides)

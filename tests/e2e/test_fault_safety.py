@@ -127,6 +127,10 @@ def test_sigkill_mid_fault_then_gameday_restore(slow_cloud: LocalCloud, tmp_path
     assert result.code == 0, result.stderr
     assert "restored" in result.stdout
     assert environments(slow_cloud) == before
+    lam = boto3.client("lambda", region_name=region, endpoint_url=slow_cloud.aws_endpoint_url,
+                       aws_access_key_id="gameday-local", aws_secret_access_key="gameday-local")
+    arn = lam.get_function(FunctionName="gameday-Health")["Configuration"]["FunctionArn"]
+    assert "gameday:fault" not in lam.list_tags(Resource=arn)["Tags"]     # the killed run's mark went too
     again = gameday("restore", "--journal", str(journal), "--deployment", str(slow_cloud.deployment_path),
                     report_dir=tmp_path)
     assert again.code == 0 and "nothing left injected" in again.stdout

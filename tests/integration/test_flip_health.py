@@ -165,5 +165,30 @@ def test_journal_lines_are_json_with_the_fixed_shape(health_function, journal):
     lines = [json.loads(line) for line in journal.path.read_text().splitlines()]
     assert {tuple(sorted(line)) for line in lines} == {tuple(sorted(lines[-1]))}
     assert set(lines[-1]) >= {"id", "fault", "target", "before", "change", "state", "times"}
+    arn = lines[-1]["target"]["function_arn"]  # keyed by ARN: a name is unique only in one account
+    assert arn.startswith(f"arn:aws:lambda:{REGION}:") and arn.endswith(f":function:{health_function.name}")
     assert lines[-1]["target"] == {"region": REGION, "function": health_function.name,
-                                   "endpoint": health_function.endpoint}
+                                   "endpoint": health_function.endpoint, "function_arn": arn,
+                                   "account": arn.split(":")[4]}
+
+
+def test_a_function_marked_by_another_run_is_not_touched_and_the_mark_goes_with_the_restore(
+        health_function: FunctionUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gameday.errors import ScenarioStopped
+    from gameday.faults.marks import TAG
+
+    lam = lambda_client(health_function.endpoint, REGION)
+    arn = lam.get_function(FunctionName=health_function.name)["Configuration"]["FunctionArn"]
+    monkeypatch.setenv("GAMEDAY_RUN_ID", "run-a")
+    with flip(health_function, Journal(tmp_path / "a.jsonl")):
+        assert lam.list_tags(Resource=arn)["Tags"].get(TAG) == "run-a"
+        monkeypatch.setenv("GAMEDAY_RUN_ID", "run-b")     # a second run, with its own journal
+        second = flip(health_function, Journal(tmp_path / "b.jsonl"))
+        with pytest.raises(ScenarioStopped, match=r"carries gameday:fault=run-a: run run-a has a fault in place"):
+            with second:
+                pytest.fail("the second run must not get here")
+        assert health_function.env()["status"] == "404"      # the first run's fault is still in place
+        assert Journal(tmp_path / "b.jsonl").pending() == []  # the second run journalled nothing
+        monkeypatch.setenv("GAMEDAY_RUN_ID", "run-a")
+    assert TAG not in lam.list_tags(Resource=arn)["Tags"]
+    assert health_function.env().get("status") == "200"

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from gameday.errors import GamedayError, UsageError
 
@@ -155,11 +156,26 @@ def cmd_restore(args: argparse.Namespace) -> int:
             return 0
     check_journal(journal, "--journal" if args.journal is not None else "journal")
     results = restore_pending(journal, deployment)
+    _remove_marks(deployment, [r for r in results if r.ok])
     for line in results:
         print(f"gameday restore: {line}")
     if not results:
         print("gameday restore: nothing left injected")
     return 0 if all(outcome.ok for outcome in results) else 5
+
+
+def _remove_marks(deployment: Any, restored: list[Any]) -> None:
+    """The mark a killed run left on each function it had changed goes with the restore."""
+    if not restored:
+        return
+    from gameday.aws import AwsClients
+    from gameday.faults import marks
+
+    clients = AwsClients(deployment)
+    for outcome in restored:
+        if outcome.function and outcome.function != "?":
+            lam = clients.lambda_(outcome.region)
+            marks.unmark(lam, marks.function_arn(lam, outcome.function))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -272,6 +288,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     teardown = sub.add_parser("teardown", help="delete the stacks that provision created")
     teardown.add_argument("--deployment", required=True, metavar="FILE")
     teardown.set_defaults(func=cmd_teardown)
+
+    from gameday.cli.discover import add_parser as add_discover  # the standard library only, at import
+
+    add_discover(sub)
     return parser
 
 

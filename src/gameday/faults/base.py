@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from gameday import timing
 from gameday.deployment import Deployment
 from gameday.errors import RollbackFailed, ScenarioStopped
+from gameday.faults import marks
 from gameday.faults.journal_file import Journal
 from gameday.faults.signals import SigtermRaises, Terminated, signals_deferred
 from gameday.faults.watch import FaultWatch
@@ -72,6 +73,7 @@ class JournalledFault:
         self._restored = False
         self._restore_lock = threading.Lock()
         self._watch: FaultWatch | None = None
+        self._marked_arn: str | None = None
         self._injected_at: float | None = None
         self.entry: dict[str, Any] | None = None
         self.before: dict[str, Any] | None = None
@@ -135,6 +137,23 @@ class JournalledFault:
             self.journal.update(self.entry, before=before)
         return self.entry
 
+    # -- the mark on what the fault changes --------------------------------------------------
+    def _mark(self) -> None:
+        """Before the snapshot: refuse a function another run has marked, then mark it as ours."""
+        function = self.target().get("function")
+        if not function:
+            return
+        lam = self.clients.lambda_(self.region.name)
+        arn = marks.function_arn(lam, function)
+        marks.check_unmarked(lam, arn, function=function, region=self.region.name)
+        marks.mark(lam, arn)
+        self._marked_arn = arn
+
+    def _unmark(self) -> None:
+        if self._marked_arn is not None:
+            marks.unmark(self.clients.lambda_(self.region.name), self._marked_arn)
+            self._marked_arn = None
+
     # -- the injected fault --------------------------------------------------------------
     @property
     def injected_at(self) -> float:
@@ -152,6 +171,7 @@ class JournalledFault:
         self._sigterm.install()
         try:
             with self.record.phase("inject") as phase:
+                self._mark()
                 self.apply()
                 self._injected_at = time.time()
                 assert self.entry is not None, f"{type(self).__name__}.apply() did not journal the change"
@@ -205,7 +225,10 @@ class JournalledFault:
             self._restore_locked()
 
     def _restore_locked(self) -> None:
-        if self._restored or self.entry is None:
+        if self.entry is None:      # nothing was journalled, so nothing changed: only the mark to remove
+            self._unmark()
+            return
+        if self._restored:
             return
         with self.record.phase("restore") as phase:
             try:
@@ -216,6 +239,7 @@ class JournalledFault:
                 raise RollbackFailed(f"ROLLBACK FAILED: {self.describe()} in {self.region.name} not undone: "
                                      f"{message}; run `gameday restore --journal {self.journal.path}`") from error
             self.journal.mark_restored(self.entry, drift="drift" in detail)
+            self._unmark()
             self._restored = True
             self.restored_at = time.time()
             self.restore_detail = detail

@@ -37,11 +37,13 @@ OBSERVE_ACTIONS: tuple[tuple[str, str], ...] = (
     ("dynamodb:Query", "table"),
     ("dynamodb:DescribeTable", "table"),
 )
+#: A fault on a function reads its ARN and marks it (faults/marks.py) for as long as it is in place.
+_MARK_ACTIONS = ("lambda:GetFunction", "lambda:ListTags", "lambda:TagResource", "lambda:UntagResource")
 FAULT_ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "flip_health": (("lambda:GetFunctionConfiguration", "health"), ("lambda:UpdateFunctionConfiguration", "health"),
-                    ("lambda:GetFunction", "health")),
+                    *((action, "health") for action in _MARK_ACTIONS)),
     "throttle_put": (("lambda:GetFunctionConcurrency", "put"), ("lambda:PutFunctionConcurrency", "put"),
-                     ("lambda:DeleteFunctionConcurrency", "put"), ("lambda:GetFunction", "put")),
+                     ("lambda:DeleteFunctionConcurrency", "put"), *((action, "put") for action in _MARK_ACTIONS)),
     "replication_pause": (),   # the local cloud's control endpoint, not an AWS API
 }
 LEASE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem")
