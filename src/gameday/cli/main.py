@@ -255,6 +255,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         planning.add_argument("--time-scale", type=float, metavar="X", help=argparse.SUPPRESS)
         if name == "policy":
             planning.add_argument("--out", metavar="FILE", help="write the policy to FILE")
+            planning.add_argument("--cfn", action="store_true",
+                                  help="print a CloudFormation template instead: the runner role with this policy, "
+                                       "a CodeBuild project running `gameday run`, reports in S3, and an "
+                                       "EventBridge Scheduler schedule")
         planning.set_defaults(func=cmd_plan_or_policy, n=None, load_acked_writes=None, load_rate=None,
                               load_write_ratio=None, slo=None, command_name=name)
 

@@ -140,6 +140,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_policy(args: argparse.Namespace) -> int:
     with _deployment(args) as path:
         _, _, document = build_plans(args, path)
+    if getattr(args, "cfn", False):
+        from gameday.safety.runner_template import runner_template
+
+        document = runner_template(document)
     text = json.dumps(document, indent=2)
     if getattr(args, "out", None):
         Path(args.out).write_text(text + "\n")
