@@ -171,11 +171,18 @@ def _remove_marks(deployment: Any, restored: list[Any]) -> None:
     from gameday.aws import AwsClients
     from gameday.faults import marks
 
+    from botocore.exceptions import ClientError
+
     clients = AwsClients(deployment)
     for outcome in restored:
-        if outcome.function and outcome.function != "?":
-            lam = clients.lambda_(outcome.region)
+        if outcome.fault.startswith("replication") or not outcome.function or outcome.function == "?":
+            continue   # replication faults change no function, so they mark none
+        lam = clients.lambda_(outcome.region)
+        try:
             marks.unmark(lam, marks.function_arn(lam, outcome.function))
+        except ClientError as exc:   # the value is restored; a mark that cannot go is reported, not fatal
+            print(f"gameday restore: the mark on {outcome.function} ({outcome.region}) stays: "
+                  f"{exc.response.get('Error', {}).get('Code')}", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -138,9 +138,13 @@ class JournalledFault:
         return self.entry
 
     # -- the mark on what the fault changes --------------------------------------------------
+    def marked_function(self) -> str | None:
+        """The Lambda function the fault changes, which it marks (None: the fault changes no function)."""
+        return self.target().get("function")
+
     def _mark(self) -> None:
         """Before the snapshot: refuse a function another run has marked, then mark it as ours."""
-        function = self.target().get("function")
+        function = self.marked_function()
         if not function:
             return
         lam = self.clients.lambda_(self.region.name)
