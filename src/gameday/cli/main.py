@@ -168,10 +168,10 @@ def _remove_marks(deployment: Any, restored: list[Any]) -> None:
     """The mark a killed run left on each function it had changed goes with the restore."""
     if not restored:
         return
+    from botocore.exceptions import ClientError
+
     from gameday.aws import AwsClients
     from gameday.faults import marks
-
-    from botocore.exceptions import ClientError
 
     clients = AwsClients(deployment)
     for outcome in restored:
