@@ -37,7 +37,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "localcloud": BASE | {"provision", "infra"},
 }
 # Nothing imports the local cloud but the command that starts one and the fixture that does.
-LOCALCLOUD_IMPORTERS = {"gameday.cli.main", "gameday.cli.local", "gameday.plugin"}
+LOCALCLOUD_IMPORTERS = {"gameday.cli.main", "gameday.cli.local", "gameday.cli.plan", "gameday.plugin"}
 
 
 def module_name(path: Path) -> str:

@@ -82,7 +82,7 @@ def test_without_autoload_the_variable_is_set_for_the_run_only(monkeypatch: pyte
     seen: list[str | None] = []
     import os
 
-    monkeypatch.setattr("pytest.main", lambda argv: seen.append(os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")) or 0)
+    monkeypatch.setattr("pytest.main", lambda argv, plugins=None: seen.append(os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")) or 0)
     assert run_pytest([], autoload=False) == 0
     assert run_pytest([], autoload=True) == 0
     assert seen == ["1", None]

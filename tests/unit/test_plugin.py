@@ -87,7 +87,7 @@ def test_a_bad_setting_names_where_it_came_from(team: Path, env: dict[str, str],
 def test_game_day_settings_do_not_change_unrelated_tests(team: Path) -> None:
     """A bad GAMEDAY_DEPLOYMENT, or one that is not a local cloud, leaves a test that asks for no
     game-day fixture alone: not skipped as local-only, not grouped, not an error."""
-    not_local = {**GOOD, "target": "aws", "control_url": None}
+    not_local = {**GOOD, "target": "aws", "control_url": None, "aws_endpoint_url": None, "time_scale": 1.0}
     description = team / "aws.yaml"
     description.write_text(yaml.safe_dump(not_local))
     for value in ("/nowhere/deployment.yaml", str(description)):
@@ -99,7 +99,7 @@ def test_game_day_settings_do_not_change_unrelated_tests(team: Path) -> None:
 def test_local_only_game_days_are_skipped_against_a_deployment_that_is_not_local(team: Path) -> None:
     (team / "test_local.py").write_text(
         "import pytest\n\n@pytest.mark.local_only\ndef test_needs_local(failed_region):\n    pass\n")
-    not_local = {**GOOD, "target": "aws", "control_url": None}
+    not_local = {**GOOD, "target": "aws", "control_url": None, "aws_endpoint_url": None, "time_scale": 1.0}
     description = team / "aws.yaml"
     description.write_text(yaml.safe_dump(not_local))
     proc = pytest_in(team, "-q", "-rs", "test_local.py", "--deployment", str(description))

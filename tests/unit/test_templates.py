@@ -20,7 +20,7 @@ def types(doc: dict) -> dict[str, str]:
 
 
 def test_every_template_loads_and_uses_supported_types_only(templates: dict) -> None:
-    assert set(templates) == {"regional", "global_table", "routing", "zone"}
+    assert set(templates) == {"regional", "global_table", "routing", "zone", "lease"}
     for doc in templates.values():
         assert set(types(doc).values()) <= SUPPORTED_RESOURCE_TYPES
         json.dumps(doc)  # what provision() sends: short forms expanded to JSON

@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from gameday.errors import GamedayError, UsageError
 
@@ -56,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         # validate before pytest starts: exit 2, no AWS call
         deployment = load_deployment(args.deployment)
+        from gameday.aws import refuse_endpoint_overrides
+
+        refuse_endpoint_overrides(deployment)   # AWS_ENDPOINT_URL* must not redirect a target: aws run
         regions = [r.name for r in deployment.regions]
     if args.fail_region is not None and args.fail_region not in regions:
         raise UsageError(f"--fail-region: expected one of {', '.join(regions)}, got {args.fail_region!r}")
@@ -156,33 +158,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
             return 0
     check_journal(journal, "--journal" if args.journal is not None else "journal")
     results = restore_pending(journal, deployment)
-    _remove_marks(deployment, [r for r in results if r.ok])
     for line in results:
         print(f"gameday restore: {line}")
     if not results:
         print("gameday restore: nothing left injected")
     return 0 if all(outcome.ok for outcome in results) else 5
-
-
-def _remove_marks(deployment: Any, restored: list[Any]) -> None:
-    """The mark a killed run left on each function it had changed goes with the restore."""
-    if not restored:
-        return
-    from botocore.exceptions import ClientError
-
-    from gameday.aws import AwsClients
-    from gameday.faults import marks
-
-    clients = AwsClients(deployment)
-    for outcome in restored:
-        if outcome.fault.startswith("replication") or not outcome.function or outcome.function == "?":
-            continue   # replication faults change no function, so they mark none
-        lam = clients.lambda_(outcome.region)
-        try:
-            marks.unmark(lam, marks.function_arn(lam, outcome.function))
-        except ClientError as exc:   # the value is restored; a mark that cannot go is reported, not fatal
-            print(f"gameday restore: the mark on {outcome.function} ({outcome.region}) stays: "
-                  f"{exc.response.get('Error', {}).get('Code')}", file=sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -222,7 +202,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--fail-region", metavar="REGION", help="fail only this region")
     run.add_argument("--time-scale", type=float, metavar="X", help="time scale of the local cloud (default 0.01)")
     run.add_argument("--load-acked-writes", metavar="N", help="under load: acknowledged writes to reach (default 1000)")
-    run.add_argument("--load-rate", metavar="RPS", help="under load: requests per second (default 120)")
+    run.add_argument("--load-rate", metavar="RPS", help="under load: requests per second (default 60)")
     run.add_argument("--load-write-ratio", metavar="SHARE", help="under load: share of writes (default 0.8)")
     run.add_argument("--slo", metavar="NAME=MAX", action="append",
                      help="an SLO over the deployment file's (AWS-equivalent seconds for *_s figures); repeatable")

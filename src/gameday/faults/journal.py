@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gameday.deployment import Deployment
+from gameday.errors import GamedayError
 from gameday.faults.journal_file import (
     ANY_ENDPOINT,
     DEFAULT_JOURNAL_PATH,
@@ -23,6 +24,7 @@ from gameday.faults.journal_file import (
     UNRESTORED_STATES,
     FaultAlreadyInjected,
     Journal,
+    account_of_arn,
     default_journal_path,
     env_fingerprint,
     fingerprint_matches,
@@ -49,6 +51,17 @@ class RestoreOutcome:
         return f"{verdict}: {self.fault} on {self.function} in {self.region} ({self.detail}) [entry {self.entry_id}]"
 
 
+def _refuse_other_accounts(target: dict[str, Any], clients: AwsClients) -> None:
+    """A function journalled under another account is never acted on, whatever its name."""
+    account = target.get("account") or (account_of_arn(target["function_arn"]) if target.get("function_arn") else None)
+    if account is None:
+        return
+    caller = clients.account_id()
+    if account != caller:
+        raise GamedayError(f"{target.get('function_arn')} belongs to account {account}, these credentials are "
+                           f"account {caller}: refused (restore it with the account the fault was made in)")
+
+
 def restore_pending(journal_path: str | Path | Journal, clients: AwsClients | Deployment) -> list[RestoreOutcome]:
     """Undo every unrestored fault in the journal made against this deployment's endpoint.
 
@@ -67,6 +80,7 @@ def restore_pending(journal_path: str | Path | Journal, clients: AwsClients | De
         base = dict(entry_id=entry["id"], fault=entry.get("fault", "?"),
                     region=target.get("region", "?"), function=target.get("function", "?"))
         try:
+            _refuse_other_accounts(target, clients)
             restore = restorer_for(entry.get("fault", ""))
             detail = restore(entry, clients)
         except Exception as exc:  # reported, kept in the journal for the next attempt
@@ -76,6 +90,7 @@ def restore_pending(journal_path: str | Path | Journal, clients: AwsClients | De
             continue
         drift = "drift" in detail
         journal.mark_restored(entry, drift=drift)
+        _remove_mark(clients, entry)
         outcomes.append(RestoreOutcome(ok=True, detail=detail, **base))
     return outcomes
 
@@ -85,3 +100,21 @@ __all__ = [
     "UNRESTORED_STATES", "FaultAlreadyInjected", "Journal", "RestoreOutcome", "default_journal_path",
     "env_fingerprint", "fingerprint_matches", "restore_pending", "same_target",
 ]
+
+
+def _remove_mark(clients: Any, entry: dict[str, Any]) -> None:
+    """The mark a killed run left on the function (faults/marks.py) goes with the restore of its value."""
+    from botocore.exceptions import ClientError
+
+    from gameday.faults import marks
+
+    target = entry.get("target", {})
+    function = target.get("function_arn") or target.get("function")
+    if entry.get("fault", "").startswith("replication") or not function:
+        return   # replication faults change no function, so they mark none
+    lam = clients.lambda_(target.get("region"))
+    try:
+        arn = function if str(function).startswith("arn:") else marks.function_arn(lam, function)
+        marks.unmark(lam, arn)
+    except ClientError:
+        pass   # the value is restored; a mark that cannot be removed is visible on the function

@@ -6,7 +6,7 @@ any instant (even SIGKILL) leaves a journal that says what to undo. A torn last
 line (killed mid-write) is ignored; the newest line of an entry wins.
 
 Entry shape (fixed, one per fault):
-  {"id", "fault", "target": {"region", "function", "endpoint"},
+  {"id", "fault", "target": {"region", "function", "endpoint", "function_arn"?, "account"?},
    "before": {"variables": {KEY: {"present": bool, "value": str|None}},   # only the keys we change
               "fingerprint": {"salt", "sha256"}},                          # whole env, salted hash only
    "change": {KEY: new value},
@@ -16,6 +16,12 @@ Entry shape (fixed, one per fault):
 "injected" is written BEFORE the change is made (it means "may be injected"): restoring an
 entry whose change never happened finds the original values in place and writes nothing.
 The whole environment is never written: it may hold secrets.
+
+Why the function's ARN: a name is unique only within one account and region. Two teams (or a
+profile switched between a run and its repair) can each have a `gameday-Health`; `gameday
+restore` must act on the function the fault changed and no other. The ARN comes from the
+GetFunctionConfiguration the fault makes right before journalling (lambda_env notes it here,
+in the same thread), so no fault needs an extra call or its own bookkeeping.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -64,8 +71,45 @@ def fingerprint_matches(env: dict[str, str], fingerprint: dict[str, str] | None)
 
 
 def same_target(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """The same function: by ARN when both entries know it, else by region, name and endpoint."""
+    if a.get("function_arn") and b.get("function_arn"):
+        return (a["function_arn"], a.get("endpoint")) == (b["function_arn"], b.get("endpoint"))
     return (a.get("region"), a.get("function"), a.get("endpoint")) == \
            (b.get("region"), b.get("function"), b.get("endpoint"))
+
+
+class _ReadFunctions(threading.local):
+    """(region, function name) -> ARN, as this thread last read them with GetFunctionConfiguration."""
+
+    def __init__(self) -> None:
+        self.arns: dict[tuple[str, str], str] = {}
+
+
+_READ = _ReadFunctions()
+
+
+def note_function_arn(region: str, function: str, arn: str) -> None:
+    """Remember the ARN a GetFunctionConfiguration returned (called by lambda_env on every read)."""
+    _READ.arns[(region, function)] = arn
+    _READ.arns[(region, arn)] = arn
+
+
+def account_of_arn(arn: str) -> str | None:
+    """The account field of an ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME), None if malformed."""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[0] == "arn" else None
+
+
+def with_function_arn(target: dict[str, Any]) -> dict[str, Any]:
+    """`target` with the function's ARN and account, when this thread has read the function."""
+    out = dict(target)
+    if out.get("function_arn") or not out.get("function") or not out.get("region"):
+        return out
+    arn = _READ.arns.get((str(out["region"]), str(out["function"])))
+    if arn:
+        out["function_arn"] = arn
+        out["account"] = account_of_arn(arn)
+    return out
 
 
 class Journal:
@@ -117,8 +161,9 @@ class Journal:
         fault on the same target; check and append happen under one lock.
         """
         now = time.time()
+        target = with_function_arn(target)
         entry = {
-            "id": uuid.uuid4().hex, "fault": fault, "target": dict(target), "before": before,
+            "id": uuid.uuid4().hex, "fault": fault, "target": target, "before": before,
             "change": change, "after": None, "state": INJECTED, "times": {"recorded": now}, "error": None,
             "drift": False, "pid": os.getpid(),
         }

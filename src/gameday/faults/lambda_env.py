@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from gameday import timing
 from gameday.errors import GamedayError
-from gameday.faults.journal_file import fingerprint_matches
+from gameday.faults.journal_file import account_of_arn, fingerprint_matches, note_function_arn
 
 UPDATE_BUDGET_S = 120.0  # AWS: an environment update is Successful within seconds; waiters allow minutes
 RETRYABLE_CODES = ("ResourceConflictException", "PreconditionFailedException", "TooManyRequestsException")
@@ -40,8 +40,32 @@ def environment_of(config: dict[str, Any]) -> dict[str, str]:
     return dict((config.get("Environment") or {}).get("Variables") or {})
 
 
+class EnvironmentUnreadable(GamedayError):
+    """GetFunctionConfiguration returned Environment.Error: the variables cannot be decrypted."""
+
+
+class ForeignFunction(GamedayError):
+    """A journalled function belongs to another account than the caller's: never touched."""
+
+
 def read_configuration(lam: Any, function: str) -> dict[str, Any]:
-    return lam.get_function_configuration(FunctionName=function)
+    """GetFunctionConfiguration; the ARN is noted for the journal (entries are keyed by ARN).
+
+    Refuses (EnvironmentUnreadable) a configuration whose Environment carries an Error instead of
+    Variables (a customer KMS key disabled or denied): a merged write would replace every variable
+    with the few being changed, and a restore would leave them empty."""
+    config = lam.get_function_configuration(FunctionName=function)
+    arn = config.get("FunctionArn")
+    region = getattr(getattr(lam, "meta", None), "region_name", None)
+    if arn and region:
+        note_function_arn(str(region), function, str(arn))
+    error = (config.get("Environment") or {}).get("Error")
+    if error:
+        raise EnvironmentUnreadable(
+            f"{function}: its environment cannot be read ({error.get('ErrorCode', 'Error')}: "
+            f"{error.get('Message', 'no message')}); nothing was changed (writing a merged map would wipe "
+            f"every variable)")
+    return config
 
 
 def wait_until_updated(lam: Any, function: str, budget_s: float = UPDATE_BUDGET_S,
@@ -107,6 +131,20 @@ def merge_environment(lam: Any, function: str, changes: dict[str, str | None], *
     return before, after
 
 
+def function_to_restore(target: dict[str, Any], clients: Any) -> str:
+    """The journalled function's ARN (its name for entries from before ARNs were journalled);
+    ForeignFunction when the ARN is another account's than the caller's."""
+    arn = target.get("function_arn")
+    if not arn:
+        return str(target["function"])
+    account = account_of_arn(str(arn))
+    caller = clients.account_id()
+    if account != caller:
+        raise ForeignFunction(f"{arn} belongs to account {account}, but these credentials are account {caller}: "
+                              f"not restored (switch to the account the fault was made in)")
+    return str(arn)
+
+
 def restore_entry(entry: dict[str, Any], clients: Any, budget_s: float = UPDATE_BUDGET_S,
                   poll_s: float = 1.0) -> str:
     """Undo a journalled environment change exactly: put back each changed key's original
@@ -115,7 +153,7 @@ def restore_entry(entry: dict[str, Any], clients: Any, budget_s: float = UPDATE_
     Returns a one-line detail (values of the changed keys only, never the whole map).
     """
     target = entry["target"]
-    function = target["function"]
+    function = function_to_restore(target, clients)
     lam = clients.lambda_(target["region"])
     original = {key: (v.get("value") if v.get("present") else None)
                 for key, v in entry["before"]["variables"].items()}

@@ -1,9 +1,10 @@
 """Reads of one item straight from each region's table replica (strongly consistent).
 
 Why: where a write landed and whether it replicated is the evidence of a failover
-game day; it is read from the tables, not inferred from the API's answers. The
-writing region comes from the deployment's region attribute (`aws:rep:updateregion`
-on 2017.11.29 tables, the handler's stamp on 2019.11.21 tables).
+game day; it is read from the tables, not inferred from the API's answers. `ItemView`
+carries the deployment's region attribute (`aws:rep:updateregion` on 2017.11.29 tables,
+the handler's stamp on 2019.11.21 tables) as read; what it proves, and what corroborates
+a handler's stamp, is decided in observe/landing.py.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ replication delay) straight into the target region's moto table.
 
 AWS behaviour reproduced:
 - 2017.11.29 stamps `aws:rep:updateregion`, `aws:rep:updatetime`, `aws:rep:deleting` on
-  every item in every replica, the written item included; 2019.11.21 shows no stamps.
+  every item in every replica, the written item included; 2019.11.21 shows no stamps. In the
+  source region the stamps are a second write (a second stream record) shortly after the
+  write, as on AWS: a read right after the write may not show them yet.
 - Last writer wins per item: a write's version is (write time, region); a delivery older
   than what the target holds (item or tombstone) is superseded. The version lives on
   moto's Item object (attribute VERSION_ATTR) and, for deletes, in a tombstone map.
@@ -34,8 +36,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from moto.dynamodb.models.dynamo_type import DynamoType
-
 from gameday.localcloud.motoglue import access as moto_access
 from gameday.localcloud.motoglue import patches
 from gameday.localcloud.process.context import CloudContext
@@ -49,6 +49,7 @@ VERSIONS = (LEGACY, CURRENT)
 STAMP_REGION = "aws:rep:updateregion"
 STAMP_TIME = "aws:rep:updatetime"
 STAMP_DELETING = "aws:rep:deleting"
+STAMP_DELAY_FRACTION = 0.5          # the stamping second write lands after this share of the replication delay
 
 VERSION_ATTR = "_gameday_version"   # (write time, region) of the write an Item holds
 ZERO_VERSION: tuple[float, str] = (0.0, "")  # items written before replication started
@@ -235,10 +236,9 @@ def _remove(table: Any, hash_key: Any, range_key: Any) -> None:
             bucket.pop(range_key, None)
 
 
-def _stamp(item: Any, region: str, now: float) -> None:
-    item.attrs[STAMP_DELETING] = DynamoType({"BOOL": False})
-    item.attrs[STAMP_REGION] = DynamoType({"S": region})
-    item.attrs[STAMP_TIME] = DynamoType({"N": f"{now:.6f}"})
+def _stamps_json(region: str, now: float) -> dict[str, Any]:
+    """The 2017.11.29 stamps as DynamoDB JSON."""
+    return {STAMP_DELETING: {"BOOL": False}, STAMP_REGION: {"S": region}, STAMP_TIME: {"N": f"{now:.6f}"}}
 
 
 # --- the replicator ---------------------------------------------------------------------
@@ -419,8 +419,6 @@ class Replicator:
             now = time.time()
             version = (now, region)
             if new is not None:
-                if global_table.version == LEGACY:
-                    _stamp(new, region, now)
                 setattr(new, VERSION_ATTR, version)
                 replica.tombstones.pop((hash_key, range_key), None)
                 # A delivery may have replaced the item between moto's write and this hook:
@@ -439,16 +437,25 @@ class Replicator:
                 if image is None:
                     image = new.to_json()["Attributes"]
                 image = _detached(image)
+                if global_table.version == LEGACY:  # replicas receive the stamped item
+                    image.update(_stamps_json(region, now))
             _tidy(shard)
+        key_names = (table.hash_key_attr, table.range_key_attr)
         change = _Change(table.name, region, "put" if new is not None else "delete",
-                         hash_key=hash_key, range_key=range_key,
-                         key_names=(table.hash_key_attr, table.range_key_attr), image=image, version=version)
-        due = time.monotonic() + self.delay_s
+                         hash_key=hash_key, range_key=range_key, key_names=key_names, image=image, version=version)
+        mono = time.monotonic()
+        due = mono + self.delay_s
         targets = [r for r in global_table.regions if r != region]
         with self._cv:
             for target in targets:
                 heapq.heappush(self._heap, (due, next(self._seq), target, change))
-            if self._heap[0][3] is change:
+            if new is not None and global_table.version == LEGACY:
+                # AWS stamps legacy items in a second write in the source region (two stream
+                # records per write): a read right after the write may not show the stamps yet.
+                stamp = _Change(table.name, region, "stamp", hash_key=hash_key, range_key=range_key,
+                                key_names=key_names, image=image, version=version)
+                heapq.heappush(self._heap, (mono + self.delay_s * STAMP_DELAY_FRACTION, next(self._seq), region, stamp))
+            if self._heap[0][3].version is version:
                 self._cv.notify()
 
     # -- the delivery thread --
@@ -461,7 +468,7 @@ class Replicator:
                     now = time.monotonic()
                     while self._heap and self._heap[0][0] <= now:
                         entry = heapq.heappop(self._heap)
-                        if entry[2] in self._paused or entry[3].source in self._paused:
+                        if entry[3].op != "stamp" and (entry[2] in self._paused or entry[3].source in self._paused):
                             self._held.append(entry)
                         else:
                             batch.append(entry)
@@ -487,7 +494,7 @@ class Replicator:
                 self._prune_tombstones()
 
     def _deliver(self, target: str, change: _Change) -> None:
-        if target in self._dropped:
+        if target in self._dropped and change.op != "stamp":
             self._stats["discarded"] += 1
             return
         entry = self._by_table.get((target, change.table))
@@ -498,6 +505,9 @@ class Replicator:
         if table is None:
             return
         key = (change.hash_key, change.range_key)
+        if change.op == "stamp":
+            self._apply_stamp(table, replica, change)
+            return
         with replica.lock:
             current = _current(table, change.hash_key, change.range_key)
             if current is not None:
@@ -522,6 +532,20 @@ class Replicator:
         self._stats["applied"] += 1
         self._ctx.truth.record("replication_applied", table=change.table, source=change.source, target=target,
                                key=change.key_json(), lag_s=lag, op=change.op)
+
+    def _apply_stamp(self, table: Any, replica: Replica, change: _Change) -> None:
+        """The legacy second write: the stamps on the item the write left, unless a newer write replaced it."""
+        with replica.lock:
+            current = _current(table, change.hash_key, change.range_key)
+            if current is None or getattr(current, VERSION_ATTR, ZERO_VERSION) != change.version:
+                self._stats["superseded"] += 1
+                return
+            _APPLYING.active = True
+            try:
+                applied = table.put_item(_detached(change.image or {}), overwrite=True)
+                setattr(applied, VERSION_ATTR, change.version)
+            finally:
+                _APPLYING.active = False
 
     def _prune_tombstones(self) -> None:
         """Forget tombstones no pending delivery can be older than (deletes must not grow memory)."""

@@ -26,6 +26,10 @@ def route53() -> Any:
     return get_backend("route53")[ACCOUNT_ID]["global"]
 
 
+def cloudwatch(region: str) -> Any:
+    return get_backend("cloudwatch")[ACCOUNT_ID][region]
+
+
 def cloudformation(region: str) -> Any:
     return get_backend("cloudformation")[ACCOUNT_ID][region]
 

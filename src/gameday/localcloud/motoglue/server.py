@@ -16,6 +16,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import ThreadedWSGIServer
 
+from gameday.localcloud.awslambda import environment_errors
 from gameday.localcloud.iam import enforcement
 from gameday.localcloud.motoglue import patches
 from gameday.localcloud.process import startup
@@ -156,6 +157,7 @@ class AwsEndpoint:
         if iam is not None:
             enforcement.set_enabled(iam)
         enforcement.control_routes(routes.add)
+        environment_errors.control_routes(routes.add)   # GetFunctionConfiguration's Environment.Error
         app = aws_app(routes)
         # Bind ourselves: a taken port raises OSError (EADDRINUSE) here, where the caller turns it
         # into a one-line error (werkzeug would print and exit the process).
