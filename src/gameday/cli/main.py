@@ -64,6 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     for option, expression in (("-k", args.k), ("-m", args.m)):
         if expression is not None:
             check_selection(option, expression)
+    if args.notify is not None:
+        from gameday.report.notify import check_url
+
+        check_url(args.notify)
     if args.wait_lock is not None and not args.wait_lock >= 0:
         raise UsageError(f"--wait-lock: expected a number of seconds >= 0, got {args.wait_lock}")
     if args.n is not None and args.n < 0:
@@ -98,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         remember_journal(Path(args.report_dir) / "journal.jsonl")
         print(f"gameday run {run_id}: pytest {' '.join(pytest_args)}", flush=True)
         code = run_pytest(pytest_args, autoload=not loads_own_plugins(args))
-    return finish_run(run_dir, code, build_html=not args.no_html)
+    return finish_run(run_dir, code, build_html=not args.no_html, notify_url=args.notify)
 
 
 def check_selection(option: str, expression: str) -> None:
@@ -171,6 +175,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir)
     if not report_dir.is_dir():
         raise UsageError(f"--report-dir: expected a folder of gameday runs, got {str(report_dir)!r} (no such folder)")
+    if args.history:
+        from gameday.report.trends import load_history, render_trend_table, trend_rows, trend_series
+
+        history = load_history(report_dir)
+        print(f"gameday report: {len(history)} kept runs in {report_dir}")
+        print(render_trend_table(trend_rows(trend_series(history))))
+        return 0
     path = build_report(report_dir)
     print(f"gameday report: {path}")
     return 0
@@ -210,6 +221,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                      help="also run the game days in DIR (a team's own; pytest files); repeatable")
     run.add_argument("--no-catalog", action="store_true",
                      help="run only the --scenarios game days, not the catalog shipped with gameday")
+    run.add_argument("--notify", metavar="URL", help="POST the run's summary (verdicts, figures, report) to URL "
+                                                     "when it ends; a failed delivery is logged, never fails the run")
     run.add_argument("--dry-run", action="store_true",
                      help="print the plan (preconditions, faults, phases, AWS actions) and change nothing")
     run.add_argument("--wait-lock", type=float, metavar="S", default=None,
@@ -264,6 +277,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="build the Allure HTML report with history")
     report.add_argument("--report-dir", default="reports", metavar="DIR")
+    report.add_argument("--history", action="store_true",
+                        help="print each figure across the kept runs (first, latest, range, SLO) instead")
     report.set_defaults(func=cmd_report)
 
     provision = sub.add_parser("provision", help="deploy the reference backend with CloudFormation")

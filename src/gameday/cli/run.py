@@ -118,7 +118,24 @@ def latest_run_dir(report_dir: Path) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
-def finish_run(run_dir: Path, pytest_code: int, *, build_html: bool = True) -> int:
+def add_trends(run_dir: Path, md_path: Path) -> list[Path]:
+    """Charts of each figure across the runs kept beside this one (two or more), linked from the run's
+    summary.md relative to it."""
+    from gameday.report.trends import TREND_FIGURES, load_history, trend_charts, trend_series
+
+    history = load_history(run_dir.parent)
+    if len(history) < 2:
+        return []
+    charts = trend_charts(trend_series(history), run_dir / "trends")
+    if charts:
+        lines = ["", "## Trends across kept runs", "",
+                 f"{len(history)} runs in {run_dir.parent.name}/ (AWS-equivalent seconds; dashed: the SLO).", ""]
+        lines += [f"![{TREND_FIGURES[figure]}](trends/{path.name})" for figure, path in charts.items()]
+        md_path.write_text(md_path.read_text() + "\n".join(lines) + "\n")
+    return list(charts.values())
+
+
+def finish_run(run_dir: Path, pytest_code: int, *, build_html: bool = True, notify_url: str | None = None) -> int:
     """Merge the workers' rows into summary.json/summary.md, print the table, build the report.
     Exit status: pytest's (non-zero if any verification failed), 1 if no scenario ran."""
     from gameday.report.summary import summarise_run
@@ -128,13 +145,28 @@ def finish_run(run_dir: Path, pytest_code: int, *, build_html: bool = True) -> i
     print()
     print(written.table() if rows else "gameday run: no scenario produced a result")
     print(f"\nsummary: {written.json_path}\n         {written.md_path}")
+    if rows:
+        add_trends(run_dir, written.md_path)
     if build_html:
         _build_report(run_dir)
-    if not rows and pytest_code == 0:
-        return 1
     from gameday.errors import run_exit_code
 
-    return run_exit_code([row.get("failure_category") for row in rows], pytest_code)
+    code = 1 if not rows and pytest_code == 0 else run_exit_code([row.get("failure_category") for row in rows],
+                                                                  pytest_code)
+    if notify_url:
+        import json
+
+        from gameday.report.notify import notify
+
+        payload = json.loads(written.json_path.read_text())
+        notify(notify_url, {"run_id": payload.get("run_id"), "exit_code": code,
+                            "summary": str(written.json_path.resolve()),
+                            "report": str((run_dir / "report.html").resolve()) if build_html else None,
+                            "rows": [{k: r.get(k) for k in ("scenario", "failed_region", "verdict", "failure_category",
+                                                           "error", "detection_s", "dns_shift_s", "client_outage_s",
+                                                           "rpo_lost_writes", "replication_lag_p99_s", "failback_s",
+                                                           "aws_equivalent_s")} for r in payload.get("rows", [])]})
+    return code
 
 
 def _build_report(run_dir: Path) -> None:
