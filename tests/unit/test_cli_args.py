@@ -173,3 +173,8 @@ def test_restore_finds_the_latest_runs_journal_wherever_it_was(tmp_path: Path, m
     assert main(["restore", "--deployment", str(described)]) == 0
     out = capsys.readouterr().out
     assert f"the latest run's journal: {journal}" in out and "nothing left injected" in out
+
+
+def test_junit_xml_is_passed_to_pytest(tmp_path: Path) -> None:
+    argv = pytest_args_for_run(run_args("--junitxml", str(tmp_path / "junit.xml")), tmp_path)
+    assert argv[argv.index("--junitxml") + 1] == str((tmp_path / "junit.xml").resolve())

@@ -221,6 +221,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                      help="also run the game days in DIR (a team's own; pytest files); repeatable")
     run.add_argument("--no-catalog", action="store_true",
                      help="run only the --scenarios game days, not the catalog shipped with gameday")
+    run.add_argument("--junitxml", metavar="FILE", help="also write JUnit XML for CI systems (pytest --junitxml)")
     run.add_argument("--notify", metavar="URL", help="POST the run's summary (verdicts, figures, report) to URL "
                                                      "when it ends; a failed delivery is logged, never fails the run")
     run.add_argument("--dry-run", action="store_true",

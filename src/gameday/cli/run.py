@@ -93,6 +93,8 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
             argv += [f"--{option.replace('_', '-')}", str(value)]
     for slo in getattr(args, "slo", None) or []:
         argv += ["--slo", slo]
+    if getattr(args, "junitxml", None):
+        argv += ["--junitxml", str(Path(args.junitxml).resolve())]
     return argv
 
 
