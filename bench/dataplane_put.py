@@ -27,17 +27,14 @@ import sys
 import threading
 import time
 import zipfile
-from pathlib import Path
 
 import boto3
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from gameday.localcloud.apigateway.dataplane import DataPlane  # noqa: E402
-from gameday.localcloud.awslambda.runtime import LambdaRuntime  # noqa: E402
-from gameday.localcloud.motoglue.server import AwsEndpoint  # noqa: E402
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec  # noqa: E402
+from gameday import infra
+from gameday.localcloud.apigateway.dataplane import DataPlane
+from gameday.localcloud.awslambda.runtime import LambdaRuntime
+from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 
 REGIONS = ("eu-west-1", "us-east-1")
 TABLE = "BenchTable"
@@ -62,7 +59,7 @@ def handler(event, context):
 
 def _code() -> tuple[bytes, str]:
     """The reference PutItem handler if present, else a minimal one of the same shape."""
-    reference = ROOT / "infra" / "functions" / "put_item.py"
+    reference = infra.functions_dir() / "put_item.py"
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
         if reference.is_file():

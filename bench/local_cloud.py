@@ -37,15 +37,13 @@ from typing import Any
 
 import psutil
 import requests
+from bench.dataplane_put import _client as put_client  # the PutItem load client
+from bench.replication_lag import percentile
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from gameday.localcloud.process.launcher import LocalCloud
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.dataplane_put import _client as put_client  # noqa: E402  (the PutItem load client)
-from bench.replication_lag import percentile  # noqa: E402
-
-from gameday.localcloud.process.launcher import LocalCloud  # noqa: E402
 
 PHASES = ("startup", "put", "lag", "soak")
 

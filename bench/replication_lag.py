@@ -19,18 +19,15 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import boto3
+from botocore.config import Config
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed  # noqa: E402
-
-from gameday.localcloud.dynamodb.global_tables_api import GlobalTables  # noqa: E402
-from gameday.localcloud.motoglue.server import AwsEndpoint  # noqa: E402
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec  # noqa: E402
+from gameday.localcloud.dynamodb.global_tables_api import GlobalTables
+from gameday.localcloud.motoglue.server import AwsEndpoint
+from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
 
 REGIONS = ["eu-west-1", "us-east-1"]
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "reporting"))
+from gameday.report import charts
 
-from gameday.report import charts  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def events(n: int, t0: float) -> list[dict]:
@@ -61,7 +58,7 @@ def main() -> None:
     except ReportToolMissing as exc:
         print(f"report build: skipped ({exc})")
         return
-    from reporting_helpers import run_sample
+    from tests.support.reporting_helpers import run_sample
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

@@ -30,11 +30,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from gameday.load.traffic import Traffic, make_event
+from gameday.measure import metrics
 
-from gameday.load.traffic import Traffic, make_event  # noqa: E402
-from gameday.measure import metrics  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOMAIN = "api.gameday.test"
 REGIONS = ("eu-west-1", "us-east-1")

@@ -6,7 +6,7 @@ bucket per region -> hosted zone (unless attaching to one) -> 2019.11.21 global 
 regional stacks -> 2017.11.29 CreateGlobalTable over the regional tables -> one routing stack per
 region. `hooks` is called after each stack is complete, so the local cloud can supply what moto's
 CloudFormation drops (gameday/localcloud/cfn_supplements.py); on AWS it is None.
-Returns the deployment description (docs/BRIEF.md format).
+Returns the deployment description (the format the README's deployment file reference lists).
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ def test_category_convention():
         reporting.categorised("bad_luck", "x")
     assert [c["id"] for c in reporting.allure3_categories()] == list(reporting.CATEGORY_IDS)
     assert {"detection_timeout", "no_dns_shift", "wrong_region", "lost_writes", "rollback_failure",
-            "harness_error", "fault_not_effective"} <= set(reporting.CATEGORY_IDS)  # BRIEF.md's list
+            "harness_error", "fault_not_effective"} <= set(reporting.CATEGORY_IDS)  # the categories a game day tells apart
     assert reporting.CATEGORY_IDS[-1] == "harness_error"  # the catch-all for broken tests comes last
 
 
