@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +80,8 @@ print("EXITED", flush=True)
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud() as running:
-        yield running
+def cloud(module_cloud: LocalCloud) -> LocalCloud:
+    return module_cloud
 
 
 def aws(cloud: LocalCloud, service: str) -> Any:

@@ -6,7 +6,6 @@ fault's statements."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ MUTATIONS = ("lambda_config", "replication_paused", "replication_dropped")
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud() as running:
-        yield running
+def cloud(module_cloud: LocalCloud) -> LocalCloud:
+    return module_cloud
 
 
 def last_seq(cloud: LocalCloud) -> int:

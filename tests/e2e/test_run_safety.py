@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,8 @@ FAILED = "eu-west-1"
 
 
 @pytest.fixture(scope="module")
-def shared() -> Iterator[LocalCloud]:
-    with LocalCloud() as cloud:
-        yield cloud
+def shared(module_cloud: LocalCloud) -> LocalCloud:
+    return module_cloud
 
 
 def described(cloud: LocalCloud, tmp_path: Path, **extra: Any) -> Path:

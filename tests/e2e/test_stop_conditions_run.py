@@ -5,7 +5,6 @@ restores it whatever the scenario is doing."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ MARGIN_S = 0.5   # the watch's poll plus one DescribeAlarms and one restore on a
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud() as running:
-        yield running
+def cloud(module_cloud: LocalCloud) -> LocalCloud:
+    return module_cloud
 
 
 def described(cloud: LocalCloud, tmp_path: Path, guardrails: dict[str, Any]) -> Path:
