@@ -22,6 +22,7 @@ import yaml
 
 from gameday.errors import UsageError
 from gameday.records import FIGURES
+from gameday.safety.guardrails import Guardrails, parse_guardrails
 
 SCHEMA_VERSION = 1
 TARGETS = ("local", "aws")
@@ -51,6 +52,9 @@ class Region:
     failover_role: str | None = None   # PRIMARY | SECONDARY (failover routing only)
     api_host: str | None = None        # the regional API host name ({api_id}.execute-api.{region}.amazonaws.com)
     api_id: str | None = None          # the REST API id
+    regional_domain_name: str | None = None  # the custom domain's RegionalDomainName (alias target)
+    client_network: str | None = None  # a network "in" the region (EDNS0 client subnet)
+    address: str | None = None         # where the region's front door listens (local cloud only)
 
     @property
     def health_url(self) -> str:
@@ -101,6 +105,14 @@ class Slo(Mapping[str, float]):
 
 
 @dataclass(frozen=True)
+class LeaseTable:
+    """The DynamoDB table (infra/lease-table.yaml) that holds the deployment's lease, and its region."""
+
+    table: str
+    region: str
+
+
+@dataclass(frozen=True)
 class Deployment:
     target: str
     domain: str
@@ -114,7 +126,10 @@ class Deployment:
     record_ttl_s: int = 60
     aws_endpoint_url: str | None = None
     control_url: str | None = None
+    ca_bundle: str | None = None       # PEM file to verify HTTPS against (None: the system store)
     slo: Slo = field(default_factory=Slo)
+    lease: LeaseTable | None = None    # where the deployment's lease lives (one game day at a time)
+    guardrails: Guardrails = field(default_factory=Guardrails)
     source: str = "<dict>"             # where it was loaded from (for messages)
 
     def region(self, name: str) -> Region:
@@ -131,6 +146,12 @@ class Deployment:
         """Every region but `name` (the survivors when `name` fails)."""
         self.region(name)
         return [r for r in self.regions if r.name != name]
+
+    @property
+    def tls_verify(self) -> str | bool:
+        """What every HTTPS request of the harness verifies against: the description's CA bundle,
+        else the system's trust store. Never False: an unverified answer could come from anyone."""
+        return self.ca_bundle or True
 
     @property
     def resolver_address(self) -> tuple[str, int] | None:
@@ -180,6 +201,7 @@ def parse_deployment(data: Any, source: str = "<dict>") -> Deployment:
     v.known_keys(top, "", {
         "gameday_deployment", "target", "aws_endpoint_url", "control_url", "time_scale", "domain",
         "global_url", "dns_resolver", "hosted_zone_id", "routing", "record_ttl_s", "table", "regions", "slo",
+        "lease", "guardrails", "ca_bundle",
     })
     schema = v.required(top, "gameday_deployment", "")
     if schema != SCHEMA_VERSION or isinstance(schema, bool):
@@ -190,6 +212,11 @@ def parse_deployment(data: Any, source: str = "<dict>") -> Deployment:
     time_scale = v.number(top.get("time_scale", 1.0), "time_scale", "a number in (0, 1]")
     if not 0 < time_scale <= 1:
         v.fail("time_scale", "a number in (0, 1]", time_scale)
+    if target == "aws":  # AWS runs at its own pace and at its own endpoints: anything else measures an emulator
+        if time_scale != 1:
+            v.fail("time_scale", "1 with target aws (AWS runs in real time)", time_scale)
+        if aws_endpoint_url is not None:
+            v.fail("aws_endpoint_url", "no aws_endpoint_url with target aws", aws_endpoint_url)
     domain = v.hostname(v.required(top, "domain", ""), "domain")
     global_url = v.url(v.required(top, "global_url", ""), "global_url")
     dns_resolver = v.resolver(top.get("dns_resolver", "system"), "dns_resolver")
@@ -199,12 +226,40 @@ def parse_deployment(data: Any, source: str = "<dict>") -> Deployment:
     table = _parse_table(v, v.required(top, "table", ""))
     regions = _parse_regions(v, v.required(top, "regions", ""), routing)
     slo = _parse_slo(v, top.get("slo"))
+    ca_bundle = v.optional_file(top.get("ca_bundle"), "ca_bundle")
+    lease = _parse_lease(v, top.get("lease"))
+    guardrails = parse_guardrails(v, top.get("guardrails"), known_regions=_known_regions())
     return Deployment(
         target=target, domain=domain, global_url=global_url, hosted_zone_id=hosted_zone_id,
         routing=routing, table=table, regions=regions, time_scale=float(time_scale),
         dns_resolver=dns_resolver, record_ttl_s=record_ttl_s, aws_endpoint_url=aws_endpoint_url,
-        control_url=control_url, slo=slo, source=source,
+        control_url=control_url, ca_bundle=ca_bundle, slo=slo, source=source, lease=lease, guardrails=guardrails,
     )
+
+
+def _parse_lease(v: _Validator, raw: Any) -> LeaseTable | None:
+    if raw is None:
+        return None
+    lease = v.mapping(raw, "lease", "a mapping of table, region")
+    v.known_keys(lease, "lease", {"table", "region"})
+    region = v.string(v.required(lease, "region", "lease"), "lease.region")
+    if region not in _known_regions():
+        v.fail("lease.region", "an AWS region name", region)
+    return LeaseTable(table=v.string(v.required(lease, "table", "lease"), "lease.table"), region=region)
+
+
+def _known_regions() -> frozenset[str]:
+    """Every region botocore knows in any partition (its endpoint data, read once)."""
+    if not _REGIONS:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        _REGIONS.update(region for partition in session.get_available_partitions()
+                        for region in session.get_available_regions("dynamodb", partition_name=partition))
+    return frozenset(_REGIONS)
+
+
+_REGIONS: set[str] = set()
 
 
 def _parse_table(v: _Validator, raw: Any) -> Table:
@@ -238,7 +293,8 @@ def _parse_regions(v: _Validator, raw: Any, routing: str) -> tuple[Region, ...]:
         where = f"regions[{i}]"
         r = v.mapping(item, where, "a mapping {name, api_url, health_check_id, functions, ...}")
         v.known_keys(r, where, {"name", "api_url", "client_address", "functions", "health_check_id",
-                                "failover_role", "api_host", "api_id"})
+                                "failover_role", "api_host", "api_id", "regional_domain_name",
+                                "client_network", "address"})
         name = v.string(v.required(r, "name", where), f"{where}.name")
         if not _REGION_NAME.match(name):
             v.fail(f"{where}.name", "an AWS region name like eu-west-1", name)
@@ -256,6 +312,15 @@ def _parse_regions(v: _Validator, raw: Any, routing: str) -> tuple[Region, ...]:
         api_id = r.get("api_id")
         if api_id is not None:
             api_id = v.string(api_id, f"{where}.api_id")
+        regional_domain_name = r.get("regional_domain_name")
+        if regional_domain_name is not None:
+            regional_domain_name = v.hostname(regional_domain_name, f"{where}.regional_domain_name")
+        client_network = r.get("client_network")
+        if client_network is not None:
+            client_network = v.network(client_network, f"{where}.client_network")
+        address = r.get("address")
+        if address is not None:
+            address = v.ip_address(address, f"{where}.address")
         functions = _parse_functions(v, r.get("functions", DEFAULT_FUNCTIONS), f"{where}.functions")
         role = r.get("failover_role")
         if routing == "failover":
@@ -264,7 +329,8 @@ def _parse_regions(v: _Validator, raw: Any, routing: str) -> tuple[Region, ...]:
             v.fail(f"{where}.failover_role", "no failover_role with routing latency", role)
         regions.append(Region(name=name, api_url=api_url, health_check_id=health_check_id,
                               functions=functions, client_address=client_address, failover_role=role,
-                              api_host=api_host, api_id=api_id))
+                              api_host=api_host, api_id=api_id, regional_domain_name=regional_domain_name,
+                              client_network=client_network, address=address))
     if routing == "failover":
         roles = sorted(r.failover_role or "" for r in regions)
         if roles != sorted(FAILOVER_ROLES):
@@ -399,6 +465,31 @@ class _Validator:
         except ValueError:
             self.fail(path, "an IP address like 127.0.0.11", text)
         return text
+
+    def network(self, raw: Any, path: str) -> str:
+        text = self.string(raw, path)
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            self.fail(path, "an IP network like 127.19.142.0/24", text)
+        return text
+
+    def optional_file(self, raw: Any, path: str) -> str | None:
+        """A readable file, named relative to the description's own directory when not absolute."""
+        if raw is None:
+            return None
+        text = self.string(raw, path)
+        file = Path(text).expanduser()
+        if not file.is_absolute() and self.source not in ("<dict>", ""):
+            file = Path(self.source).parent / file
+        try:
+            with file.open("rb") as handle:
+                handle.read(1)
+        except IsADirectoryError:
+            self.fail(path, "a readable file (a PEM CA bundle), not a directory", text)
+        except OSError as exc:
+            self.fail(path, f"a readable file (a PEM CA bundle; {exc.strerror or type(exc).__name__})", text)
+        return str(file)
 
     def resolver(self, raw: Any, path: str) -> str:
         text = self.string(raw, path)

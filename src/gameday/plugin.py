@@ -65,7 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="under load: keep going after recovery until N writes were acknowledged "
                          "(env GAMEDAY_LOAD_ACKED_WRITES, default 1000)")
     group.addoption("--load-rate", metavar="RPS", default=None,
-                    help="under load: requests per second (env GAMEDAY_LOAD_RATE, default 120)")
+                    help="under load: requests per second (env GAMEDAY_LOAD_RATE, default 60)")
     group.addoption("--load-write-ratio", metavar="SHARE", default=None,
                     help="under load: share of writes (env GAMEDAY_LOAD_WRITE_RATIO, default 0.8)")
     group.addoption("--slo", metavar="NAME=MAX", action="append", default=None,

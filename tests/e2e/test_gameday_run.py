@@ -31,9 +31,14 @@ def test_fresh_run_fails_over_every_region_and_agrees_with_ground_truth(tmp_path
         lag = row["marks"]["detected"] - truth["unhealthy_at"]
         assert 0 <= lag <= poll_s + REQUEST_MARGIN_S, (lag, poll_s)
         assert abs(row["detection_s"] - row["metrics"]["truth_detection_s"]) <= poll_s + REQUEST_MARGIN_S
-        if truth["dns_shift_at"] is not None:  # failing the secondary changes no answer
+        if truth["dns_shift_at"] is not None:
             lag = row["marks"]["dns_shift"] - truth["dns_shift_at"]
             assert 0 <= lag <= poll_s + REQUEST_MARGIN_S, (lag, poll_s)
+        else:  # failing the secondary changes no answer: the row says so instead of inventing a shift
+            assert row["metrics"].get("dns_shift_s") is None and "dns_shift" not in row["marks"]
+            assert "no shift away from it to measure" in row["evidence"]["dns_shift_not_applicable"]
+        # the region that served the write is named by its address, as the handlers name none
+        assert row["evidence"]["write"]["header_region"] is None
 
     out = result.stdout
     assert "region_failover" in out and "eu-west-1" in out and "AWS" in out  # the summary table

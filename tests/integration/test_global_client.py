@@ -23,6 +23,7 @@ def make_client(dns_zone, regions):
 
     def make(cache=True, **kwargs):
         resolver = Resolver(dns_zone.resolver_spec, time_scale=TIME_SCALE, cache=cache)
+        kwargs.setdefault("region_of_address", regions.region_of_address)
         client = GlobalClient(f"http://{DOMAIN}:{regions.port}", resolver, **kwargs)
         made.append(client)
         return client
@@ -99,7 +100,7 @@ def test_base_path_and_bad_urls(dns_zone, regions):
     with GlobalClient(f"http://{DOMAIN}:{regions.port}/prod/", resolver) as client:
         assert client.url("/item/3") == f"http://{DOMAIN}:{regions.port}/prod/item/3"
         assert client.post("item", json={"id": 3, "name": "x"}).status == 200
-    with pytest.raises(UsageError, match="global_url"):
+    with pytest.raises(UsageError, match=r"expected http\(s\)://"):
         GlobalClient("ftp://x", resolver)
     with pytest.raises(UsageError, match="no client_address"):
         GlobalClient(f"http://{DOMAIN}:{regions.port}", resolver, region="ap-south-1")
@@ -110,6 +111,17 @@ def test_from_deployment_builds_its_resolver(dns_zone, regions):
                           time_scale=TIME_SCALE, regions=[])
     with GlobalClient.from_deployment(dep, dns_mode="no-cache") as client:
         assert client.resolver.mode == "no-cache"
-        assert client.get("/item/1").region == A
+        assert client.get("/item/1").address == regions[A].address
     with pytest.raises(UsageError, match="dns_mode"):
         GlobalClient.from_deployment(dep, dns_mode="sometimes")
+
+
+def test_a_region_header_is_corroboration_only(make_client, regions):
+    """A handler that claims another region does not move the request: the address names who served it."""
+    regions[A].claims = B
+    try:
+        answer = make_client().get("/item/1")
+    finally:
+        regions[A].claims = None
+    assert answer.address == regions[A].address
+    assert answer.region == A and answer.header_region == B

@@ -60,14 +60,16 @@ def get(item_id: Any) -> dict[str, Any]:
 
 def assert_shape(response: dict[str, Any], status: int) -> Any:
     assert response["statusCode"] == status, response
-    assert response["headers"]["x-gameday-region"] == REGION
+    # like the article's handlers, nothing in the answer names the region (the harness must not need it)
+    assert not any(REGION in str(value) for value in response["headers"].values())
+    assert "x-gameday-region" not in {k.lower() for k in response["headers"]}
     assert response["headers"]["Content-Type"] == "application/json"
     return json.loads(response["body"])
 
 
 def test_put_writes_the_item_with_the_region_stamp(table: Any) -> None:
     body = assert_shape(post({"id": 7, "name": "postman7"}), 200)
-    assert body == {"id": 7, "region": REGION}
+    assert body == {}   # what the article's PutItem answers (DocumentClient.put's empty result)
     stored = table.get_item(Key={"id": 7}, ConsistentRead=True)["Item"]
     assert stored == {"id": 7, "name": "postman7", "written_region": REGION}
 

@@ -17,6 +17,7 @@ from gameday.deployment import Deployment
 from gameday.faults import FlipHealth
 from gameday.faults.journal import Journal
 from gameday.faults.lambda_env import environment_of
+from gameday.load.global_client import GlobalClient
 from gameday.observe.dns_answers import TestDNSAnswer, resolver_fetcher, wait_until_excludes, wait_until_includes
 from gameday.observe.route53 import DetectionTimeout, Route53HealthProbe, default_poll_interval
 from gameday.observe.tables import read_item_everywhere, replication_budget, wait_until_item_in_region
@@ -121,8 +122,10 @@ def test_dns_shifts_away_from_the_failed_primary_and_back(local_cloud, clients, 
 def test_an_item_written_in_one_region_is_read_in_every_region(local_cloud, clients):
     writer = local_cloud.regions[0]
     item_id = uuid.uuid4().int % 10**12
-    response = requests.post(f"{writer.api_url}/item", json={"id": item_id, "name": "probe"}, timeout=5)
-    assert response.status_code == 200, response.text
+    # to the region's own API host, resolved through the cloud's DNS, TLS verified against its bundle
+    with GlobalClient.for_region(local_cloud, writer.name) as client:
+        response = client.post("/item", json={"id": item_id, "name": "probe"})
+    assert response.status == 200 and response.region == writer.name, response.response.text
     views = read_item_everywhere(clients, local_cloud, {"id": item_id})
     assert views[writer.name].present and views[writer.name].written_region == writer.name
     other = local_cloud.regions[1]

@@ -21,6 +21,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from gameday.deployment import load_deployment
+from gameday.load.global_client import GlobalClient, GlobalResponse
 from gameday.localcloud.motoglue.server import AwsEndpoint
 from gameday.localcloud.process.context import ACCOUNT_ID, ControlRoutes
 from gameday.localcloud.process.launcher import LocalCloud
@@ -323,27 +325,29 @@ def test_a_deny_on_the_putitem_role_fails_writes_while_health_stays_green(cloud:
     lam = boto3.client("lambda", **root)
     iam = boto3.client("iam", **root)
     role_name = lam.get_function_configuration(FunctionName=region["functions"]["put"])["Role"].rsplit("/", 1)[-1]
-    api = region["api_url"]
+    # the region's own API host, resolved through the cloud's DNS, TLS verified against its CA
+    api = GlobalClient.for_region(load_deployment(cloud.deployment_path), region["name"], timeout=10)
     # The template's role as CloudFormation makes it: the managed policy attached, the inline one put.
     attached = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AWSLambdaBasicExecutionRole"]
     assert iam.list_role_policies(RoleName=role_name)["PolicyNames"] == ["gameday-table-access"]
 
-    def write(item_id: int) -> requests.Response:
-        return requests.post(f"{api}/item", json={"id": item_id, "name": "iam"}, timeout=10)
+    def write(item_id: int) -> GlobalResponse:
+        return api.post("/item", json={"id": item_id, "name": "iam"})
 
-    assert write(1).status_code == 200
+    assert write(1).status == 200
     iam.put_role_policy(RoleName=role_name, PolicyName="gameday-write-impairment", PolicyDocument=document(
         {"Effect": "Deny", "Action": "dynamodb:PutItem", "Resource": "*"}))
     try:
         refused = write(2)
-        assert refused.status_code == 500, refused.text
+        assert refused.status == 500, refused.response.text
         error = refused.json()["error"]
         assert error.startswith("write failed") and "AccessDeniedException" in error
         assert f"assumed-role/{role_name}/{region['functions']['put']}" in error
         assert "dynamodb:PutItem" in error and "with an explicit deny in an identity-based policy" in error
-        assert requests.get(f"{api}/health", timeout=10).status_code == 200
-        assert requests.get(f"{api}/item/1", timeout=10).status_code == 200  # GetItem's role is untouched
+        assert api.get("/health").status == 200
+        assert api.get("/item/1").status == 200  # GetItem's role is untouched
     finally:
         iam.delete_role_policy(RoleName=role_name, PolicyName="gameday-write-impairment")
-    assert write(3).status_code == 200
+    assert write(3).status == 200
+    api.close()

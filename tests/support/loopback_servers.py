@@ -6,7 +6,8 @@ out of the shared tests/harness/conftest.py.
 - `dns_zone`: a dnslib UDP+TCP server answering the global domain with a CNAME to a region's
   host and that host with an A record, TTL 60 on the wire; the answer is switchable.
 - `regions`: two HTTP/1.1 keep-alive servers on two loopback addresses on ONE port, each
-  answering POST /item and GET /item/{id} with `x-gameday-region`, recording Host headers
+  answering POST /item and GET /item/{id} (no region header, as API Gateway and the reference
+  handlers send none; `claims` makes one send a region header, true or not), recording Host headers
   and connections; a region can be told to answer 500, or be stopped.
 Every server a fixture starts, it stops (connections included).
 """
@@ -117,6 +118,7 @@ class RegionServer:
     address: str
     server: Any = None
     status_override: int | None = None
+    claims: str | None = None           # a region header this server sends (a handler's claim)
     hosts: list[str] = field(default_factory=list)
     connections: int = 0
     items: set[int] = field(default_factory=set)
@@ -144,7 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-gameday-region", self.region.name)
+        if self.region.claims:
+            self.send_header("x-gameday-region", self.region.claims)
         self.end_headers()
         self.wfile.write(data)
 
@@ -193,6 +196,10 @@ class Regions:
     @property
     def addresses(self) -> dict[str, str]:
         return {n: s.address for n, s in self.servers.items()}
+
+    def region_of_address(self, address: str) -> str | None:
+        """What the harness's region map says of an address (each server's own address names it)."""
+        return {s.address: n for n, s in self.servers.items()}.get(address)
 
     def start(self) -> None:
         for s in self.servers.values():

@@ -27,11 +27,21 @@ from gameday.report import allure as reporting
 
 
 def _first_region_is(dep: Deployment, expected: list[str]) -> Callable[[list[str]], bool]:
-    return lambda answers: [r for r in dns_answers.regions_in(dep, answers) if r][:1] == expected
+    """An answer every value of which names a region, the first being `expected` (never vacuous:
+    an empty expectation or an answer the harness cannot place does not match)."""
+    return lambda answers: bool(expected) and dns_answers.all_mapped(dep, answers) and \
+        [r for r in dns_answers.regions_in(dep, answers) if r][:1] == expected
 
 
 def _regions_are(dep: Deployment, regions: set[str]) -> Callable[[list[str]], bool]:
-    return lambda answers: {r for r in dns_answers.regions_in(dep, answers) if r} == regions
+    return lambda answers: bool(regions) and dns_answers.all_mapped(dep, answers) and \
+        {r for r in dns_answers.regions_in(dep, answers) if r} == regions
+
+
+def _routing_decision(session, dep: Deployment, client: str | None) -> dns_answers.Fetch:
+    """TestDNSAnswer as a client in `client`'s region (its client subnet) would be answered."""
+    testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), dep)
+    return testdns.fetcher(client_subnet=dep.region(client).client_address if client else None)
 
 
 def _expected(dep, client_region: str | None) -> list[str]:
@@ -57,9 +67,13 @@ def test_all_regions_down(gameday_for_routing, routing: str) -> None:
             raise fail(run, Category.HARNESS_ERROR, "latency routing: no region has a client_address to ask as")
         with reporting.phase("steady state") as entry:
             entry.update(health=wait_all_healthy(session, poll_s))
-            steady = {c: dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False)()
-                      for c in clients}
-            run.evidence["steady_state"] = {"dns_answers": {str(c): a for c, a in steady.items()}}
+            dns_answers.region_map(dep, session.resolver, refresh=True)
+            decision = {c: _routing_decision(session, dep, c) for c in clients}
+            steady = {c: decision[c]() for c in clients}
+            for c, answer in steady.items():
+                dns_answers.mapped_regions(dep, answer, what=f"TestDNSAnswer for client {c}")
+            run.evidence["steady_state"] = {"dns_answers": {str(c): a for c, a in steady.items()},
+                                            "region_map": dns_answers.region_map(dep).public()}
         with contextlib.ExitStack() as faults:
             for region in dep.regions:
                 fault = faults.enter_context(FlipHealth(dep, region.name, clients=session.clients,
@@ -69,6 +83,7 @@ def test_all_regions_down(gameday_for_routing, routing: str) -> None:
                 detection = {}
                 for region in dep.regions:
                     wait = session.health.wait_until(region.health_check_id, healthy=False, region=region.name,
+                                                     budget_s=session.detection_budget(region.health_check_id),
                                                      poll_s=poll_s, on_progress=session.progress.health)
                     detection[region.name] = round(wait.reached_at - run.marks["fault"], 4)
                 run.mark("detected")
@@ -76,11 +91,12 @@ def test_all_regions_down(gameday_for_routing, routing: str) -> None:
                 run.figures["detection_s"] = max(detection.values())
                 entry.update(detection_s=detection)
             with reporting.phase(f"{routing} answer with every record unhealthy") as entry:
-                budget = dns_answers.dns_shift_budget(0.0, dep, through_resolver=False) + 5.0
+                # every check is already unhealthy: what is left is Route 53 applying it, one interval
+                budget = max(session.interval_s(r.health_check_id) for r in dep.regions) + session.ttl_s
                 answered: dict[str, dict[str, Any]] = {}
                 for c in clients:
                     expected = _expected(dep, c)
-                    fetch = dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False)
+                    fetch = decision[c]
                     wait = dns_answers.wait_until_answer(
                         fetch, _first_region_is(dep, expected), budget, poll_s,
                         describe=f"answer {expected} for client {c}", deployment=dep)
@@ -94,10 +110,9 @@ def test_all_regions_down(gameday_for_routing, routing: str) -> None:
         with reporting.phase("restore every region") as entry:
             entry.update(health=wait_all_healthy(session, poll_s))
             for c in clients:
-                fetch = dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False)
                 back = set(r for r in dns_answers.regions_in(dep, steady[c]) if r)
                 dns_answers.wait_until_answer(
-                    fetch, _regions_are(dep, back), dns_answers.dns_shift_budget(5.0, dep, through_resolver=False), poll_s,
+                    decision[c], _regions_are(dep, back), session.all_checks_budget(), poll_s,
                     describe=f"steady answer {sorted(back)} for client {c}", deployment=dep)
             run.mark("recovered")
         if routing == "failover":

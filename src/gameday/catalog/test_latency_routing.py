@@ -3,7 +3,7 @@ regions[].client_address) is served by its own region; when its region fails, by
 after the restore, by its own again. Clients of the other regions never move.
 
 Evidence: DNS answers for each client asked uncached (the routing decision) and requests
-through the global domain from each client (the x-gameday-region that served them), plus
+through the global domain from each client (the region whose address served them), plus
 background traffic from every client honouring the TTL (timeline, failback from traffic).
 """
 
@@ -45,7 +45,11 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
     clients = [r.name for r in dep.regions]
     others = [c for c in clients if c != failed_region]
     run = RunRecord(scenario="latency_routing", failed_region=failed_region)
-    fetch = {c: dns_answers.resolver_fetcher(session.resolver, dep.domain, region=c, cached=False) for c in clients}
+    # The routing decision for a client in each region: TestDNSAnswer with that region's client subnet
+    # (resolvers on the way usually drop a client's EDNS0 subnet; Route 53's own answer does not).
+    testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), dep)
+    fetch = {c: testdns.fetcher(client_subnet=dep.region(c).client_address) for c in clients}
+    hc = dep.region(failed_region).health_check_id
 
     def answered(c: str) -> list[str]:
         return [r for r in dns_answers.regions_in(dep, fetch[c]()) if r]
@@ -64,6 +68,9 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
                 t.start()
             with reporting.phase("steady state: every client served by its own region") as entry:
                 entry.update(health=wait_all_healthy(session, poll_s))
+                dns_answers.region_map(dep, session.resolver, refresh=True)
+                for c in clients:
+                    dns_answers.mapped_regions(dep, fetch[c](), what=f"TestDNSAnswer for a client in {c}")
                 before: dict[str, dict[str, Any]] = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
                 run.evidence["steady_state"] = before
                 wrong = {c: v for c, v in before.items() if v["dns"][:1] != [c] or v["served_by"] != c}
@@ -72,7 +79,7 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
             with FlipHealth(dep, failed_region, clients=session.clients, journal=session.journal) as fault:
                 run.mark("fault", fault.injected_at)
                 with reporting.phase("detect") as entry:
-                    wait = session.health.wait_until(dep.region(failed_region).health_check_id, healthy=False,
+                    wait = session.health.wait_until(hc, healthy=False, budget_s=session.detection_budget(hc),
                                                      region=failed_region, poll_s=poll_s,
                                                      on_progress=session.progress.health)
                     run.mark("detected", wait.reached_at)
@@ -82,7 +89,7 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
                         for p in wait.history]
                     entry.update(detection_s=run.figures["detection_s"])
                 with reporting.phase(f"client of {failed_region} moves to another region") as entry:
-                    budget = dns_answers.dns_shift_budget(wait.budget_s, dep, through_resolver=False)
+                    budget = session.dns_shift_budget(hc, through_resolver=False)
                     shift = dns_answers.wait_until_excludes(fetch[failed_region], dep, failed_region, budget, poll_s)
                     run.mark("dns_shift", shift.reached_at)
                     run.figures["dns_shift_s"] = round(shift.reached_at - fault.injected_at, 4)
@@ -100,18 +107,20 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
                     cached = dns_answers.resolver_fetcher(traffic[failed_region].client.resolver, dep.domain,
                                                           region=failed_region, cached=True)
                     follow = dns_answers.wait_until_excludes(cached, dep, failed_region,
-                                                             budget + dep.record_ttl_s * dep.time_scale, poll_s)
+                                                             session.dns_shift_budget(hc, through_resolver=True),
+                                                             poll_s)
                     run.mark("client_dns_shift", follow.reached_at)
                     run.figures["client_dns_shift_s"] = round(follow.reached_at - fault.injected_at, 4)
                     # traffic of that client is served elsewhere for a while (a few polls), then restore
                     moved_at = follow.reached_at + 5 * poll_s
-                    wait_for(lambda: time.time() >= moved_at, budget_s=60.0, poll_s=poll_s)
+                    wait_for(lambda: time.time() >= moved_at, budget_s=6 * poll_s + session.follow_budget(),
+                             poll_s=poll_s)
                     entry.update(client_dns_shift_s=run.figures["client_dns_shift_s"])
                 run.mark("restore")
             run.evidence["fault_journal"] = fault.record.phase_dicts()
             with reporting.phase(f"client of {failed_region} back to its own region") as entry:
                 wait_all_healthy(session, poll_s)
-                budget = dns_answers.dns_shift_budget(wait.budget_s, dep, through_resolver=False)
+                budget = session.dns_shift_budget(hc, through_resolver=False)
                 back = dns_answers.wait_until_includes(fetch[failed_region], dep, failed_region, budget, poll_s)
                 run.mark("recovered", back.reached_at)
                 after: dict[str, dict[str, Any]] = {c: {"dns": answered(c), "served_by": _served(session, c)} for c in clients}
@@ -122,8 +131,8 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
                     raise fail(run, Category.WRONG_REGION, f"after the restore clients not served by their own region: "
                                                     f"{wrong}")
             # Long enough for TTL-honouring clients to follow (cache = TTL x time scale).
-            follow = run.marks["recovered"] + 2 * dep.record_ttl_s * dep.time_scale + 0.5
-            wait_for(lambda: time.time() >= follow, budget_s=60.0, poll_s=poll_s)
+            follow = run.marks["recovered"] + session.follow_budget()
+            wait_for(lambda: time.time() >= follow, budget_s=2 * session.follow_budget(), poll_s=poll_s)
         finally:
             for t in traffic.values():
                 t.stop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -23,14 +23,11 @@ from gameday.faults.replication import PauseReplication, replication_status
 from gameday.gamedays.scenario_report import reported_scenario
 from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_for
 from gameday.gamedays.under_load import read_items
+from gameday.load.global_client import GlobalClient, GlobalRequestError
 from gameday.load.traffic import make_event, new_id_base
 from gameday.observe import tables
 from gameday.records import RunRecord
 from gameday.report import allure as reporting
-
-if TYPE_CHECKING:
-    import requests
-
 
 ONE_SIDED_PER_REGION = 100
 CONFLICTING = 50
@@ -38,23 +35,24 @@ WRITERS = 8
 HTTP_TIMEOUT_S = (3.05, 10.0)
 
 
-def _write(session: requests.Session, api_url: str, region: str, item_id: int, name: str) -> dict[str, Any]:
-    """POST /item straight to one region; a traffic event (load.traffic.make_event) plus the value written."""
-    import requests  # here, not at module level: collection inspects every name a test module holds
+def _write(client: GlobalClient, region: str, item_id: int, name: str) -> dict[str, Any]:
+    """POST /item straight to one region's api_url (its host resolved through the deployment's
+    resolver, TLS verified); a traffic event (load.traffic.make_event) plus the value written. The
+    region that served it is the one its address belongs to."""
     t_start = time.time()
     started = time.perf_counter()
-    status, error, served = None, None, region
+    status, error, served, address = None, None, None, None
     try:
-        response = session.post(api_url.rstrip("/") + "/item", json={"id": item_id, "name": name},
-                                timeout=HTTP_TIMEOUT_S)
-        status = response.status_code
-        served = response.headers.get("x-gameday-region") or region
-        ok = 200 <= status < 300
+        response = client.post("/item", json={"id": item_id, "name": name})
+        status, address = response.status, response.address
+        served = response.region or response.address
+        ok = response.ok
         error = None if ok else f"HTTP {status}"
-    except requests.RequestException as exc:
-        ok, error = False, type(exc).__name__
+    except GlobalRequestError as exc:
+        ok, error, address = False, str(exc)[:200], exc.address
     latency = time.perf_counter() - started
-    event = make_event(t_start, t_start + latency, "put", ok, status, latency, served, item_id, error, api_url)
+    event = make_event(t_start, t_start + latency, "put", ok, status, latency, served, item_id, error,
+                       address or client.global_url)
     event["name"] = name
     return event
 
@@ -74,17 +72,12 @@ def test_replication_paused_then_resumed(gameday) -> None:
                      for n, r in enumerate(dep.regions)}
         conflicting = [base + 100_000 + i for i in range(CONFLICTING)]
         events: list[dict[str, Any]] = []
-        import requests
-
-        http = requests.Session()
-        http.trust_env = False
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=WRITERS)
-        http.mount("http://", adapter)
-        http.mount("https://", adapter)
+        http = {r.name: GlobalClient.for_region(dep, r.name, timeout=HTTP_TIMEOUT_S, pool_maxsize=WRITERS)
+                for r in dep.regions}
 
         def both_sides(item_id: int) -> list[dict[str, Any]]:
-            first = _write(http, paused.api_url, paused.name, item_id, f"{paused.name}-first")
-            second = _write(http, other.api_url, other.name, item_id, f"{other.name}-second")
+            first = _write(http[paused.name], paused.name, item_id, f"{paused.name}-first")
+            second = _write(http[other.name], other.name, item_id, f"{other.name}-second")
             return [first, second]
 
         with PauseReplication(dep, paused.name, clients=gameday.clients, journal=gameday.journal,
@@ -93,7 +86,7 @@ def test_replication_paused_then_resumed(gameday) -> None:
             run.mark("fault", fault.injected_at)
             with reporting.phase("write on both sides while paused") as entry:
                 with ThreadPoolExecutor(WRITERS) as pool:
-                    jobs = [pool.submit(_write, http, r.api_url, r.name, i, f"{r.name}-only")
+                    jobs = [pool.submit(_write, http[r.name], r.name, i, f"{r.name}-only")
                             for r in dep.regions for i in one_sided[r.name]]
                     pairs = [pool.submit(both_sides, i) for i in conflicting]
                     events += [j.result() for j in jobs]

@@ -12,19 +12,13 @@ check writes nothing) -> yield -> restore (delete or put back) and check it read
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gameday import timing
 from gameday.deployment import Deployment
 from gameday.errors import FaultNotEffective, GamedayError
 from gameday.faults.base import JournalledFault
-from gameday.lazy import lazy_module
-
-if TYPE_CHECKING:
-    import requests
-else:
-    requests = lazy_module("requests")
-
+from gameday.observe.pinned_http import GlobalRequestError, PinnedClient
 
 FAULT_NAME = "function_concurrency"
 HTTP_TIMEOUT_S = (3.05, 10.0)
@@ -75,14 +69,19 @@ class ThrottleFunction(JournalledFault):
         method, path, body = PROBES[self.role]
         url = self.region.api_url.rstrip("/") + path
         seen: list[int] = []
+        # The region's own API host through the deployment's resolver, TLS verified (one client for all).
+        client = PinnedClient.for_region(self.deployment, self.region.name, timeout=HTTP_TIMEOUT_S)
 
         def probe() -> int:
-            with requests.request(method, url, json=body, timeout=HTTP_TIMEOUT_S) as response:
-                seen.append(response.status_code)
-                return response.status_code
+            code = client.request(method, path, json=body).status
+            seen.append(code)
+            return code
 
-        poll = timing.measured_poll(probe, until=lambda code: code >= 500, poll_s=self.poll_s,
-                                    budget_s=self.verify_budget_s, retry_on=(requests.RequestException,))
+        try:
+            poll = timing.measured_poll(probe, until=lambda code: code >= 500, poll_s=self.poll_s,
+                                        budget_s=self.verify_budget_s, retry_on=(GlobalRequestError,))
+        finally:
+            client.close()
         if not poll.reached:
             self.verified = {"url": url, "method": method, "answered": seen[-1:] or None, **poll.figures()}
             raise FaultNotEffective(f"{self.region.name}: {self.function} reserved concurrency {self.reserved} was "

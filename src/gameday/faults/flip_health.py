@@ -14,7 +14,7 @@ journal is brought up to date before the next write.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gameday import timing
 from gameday.deployment import Deployment
@@ -22,13 +22,7 @@ from gameday.errors import FaultNotEffective
 from gameday.faults import lambda_env
 from gameday.faults.base import JournalledFault
 from gameday.faults.journal_file import env_fingerprint
-from gameday.lazy import lazy_module
-
-if TYPE_CHECKING:
-    import requests
-else:
-    requests = lazy_module("requests")
-
+from gameday.observe.pinned_http import GlobalRequestError, PinnedClient
 
 FAULT_NAME = "flip_health"
 STATUS_KEY = "status"
@@ -94,13 +88,18 @@ class FlipHealth(JournalledFault):
         """GET /health until it answers the new status; still healthy at the budget -> FaultNotEffective."""
         expected = int(self.status) if self.status.isdigit() else None
         url = self.region.health_url
+        # The region's own API host, resolved through the deployment's resolver, TLS verified as
+        # every request of the harness is (the local cloud's names exist only in its DNS).
+        client = PinnedClient.for_region(self.deployment, self.region.name, timeout=HTTP_TIMEOUT_S)
 
         def get_status() -> int:
-            with requests.get(url, timeout=HTTP_TIMEOUT_S, allow_redirects=False) as response:
-                return response.status_code
+            return client.get("/health").status
 
-        poll = timing.measured_poll(get_status, until=lambda code: code == expected, poll_s=self.poll_s,
-                                    budget_s=self.verify_budget_s, retry_on=(requests.RequestException,))
+        try:
+            poll = timing.measured_poll(get_status, until=lambda code: code == expected, poll_s=self.poll_s,
+                                        budget_s=self.verify_budget_s, retry_on=(GlobalRequestError,))
+        finally:
+            client.close()
         code = poll.value if poll.error is None else None
         self.verified = {"url": url, "expected": expected, "answered": code,
                          "error": type(poll.error).__name__ if poll.error else None, **poll.figures()}

@@ -19,7 +19,8 @@ from gameday.errors import Category, ScenarioError, ScenarioFailed, categorised
 from gameday.faults.flip_health import FlipHealth
 from gameday.gamedays.session import GamedaySession
 from gameday.load.global_client import GlobalClient, GlobalRequestError
-from gameday.observe import dns_answers, tables
+from gameday.observe import dns_answers, landing, tables
+from gameday.observe.resolver import Resolver
 from gameday.observe.route53 import DetectionTimeout
 from gameday.records import RunRecord
 from gameday.report import allure as reporting
@@ -43,10 +44,14 @@ class RegionFailover:
         self.run = RunRecord(scenario=scenario, failed_region=failed_region)
         self.poll_s = session.poll_s
         self.testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), self.dep)
-        # The routing decision now (uncached), and what a client honouring the TTL sees.
-        self.dns_now = dns_answers.resolver_fetcher(session.resolver, self.dep.domain, cached=False)
+        # The routing decision now (TestDNSAnswer: no cache anywhere), and what a client honouring the TTL sees.
+        self.dns_now = self.testdns.fetcher()
         self.client = GlobalClient.from_deployment(self.dep, dns_mode="ttl")
         self.dns_client = dns_answers.resolver_fetcher(self.client.resolver, self.dep.domain, cached=True)
+        # Where the failed region's DNS shift is watched: set at steady state (None: not applicable).
+        self.shift_now: dns_answers.Fetch | None = self.dns_now
+        self.shift_client: dns_answers.Fetch | None = self.dns_client
+        self.steady_regions: list[str] = []
         self._hook = between_detection_and_write
 
     # -- the procedure --------------------------------------------------------------
@@ -118,22 +123,56 @@ class RegionFailover:
             for region in self.dep.regions:
                 try:
                     wait = self.s.health.wait_until(region.health_check_id, healthy=True, region=region.name,
+                                                    budget_s=self.s.detection_budget(region.health_check_id),
                                                     poll_s=self.poll_s, on_progress=self.s.progress.health)
                 except DetectionTimeout as exc:
                     raise ScenarioFailed(Category.STEADY_STATE, f"steady state: {region.name} is not healthy before "
                                                                 f"any fault: {_reasons(exc)}") from exc
                 entry.setdefault("health", {})[region.name] = f"{wait.final.total - wait.final.failing}/{wait.final.total} healthy"
+            dns_answers.region_map(self.dep, self.s.resolver, refresh=True)
             answers = self.dns_now()
-            if not answers:
-                raise ScenarioFailed(Category.NO_DNS_SHIFT, f"steady state: {self.dep.domain} has no answer")
-            self.steady_regions = [r for r in dns_answers.regions_in(self.dep, answers) if r]
+            self.steady_regions = dns_answers.mapped_regions(self.dep, answers, what="TestDNSAnswer")
             response = self.client.get("/health")
             if response.status >= 400:
                 raise ScenarioFailed(Category.STEADY_STATE, f"steady state: GET {self.dep.global_url}/health "
                                                             f"answered {response.status} from {response.served_by}")
-            self.run.evidence["steady_state"] = {"dns_answer": answers, "testdnsanswer": self.testdns.answer(),
-                                                 "served_by": response.served_by, "health": entry.get("health")}
+            if response.region is None:
+                raise ScenarioFailed(Category.STEADY_STATE, f"steady state: GET {self.dep.global_url}/health went to "
+                                                            f"{response.address}, which is no region's address "
+                                                            f"(what DNS answers for each region: "
+                                                            f"{dns_answers.region_map(self.dep).lookups})")
+            self._choose_shift_source()
+            self.run.evidence["steady_state"] = {
+                "dns_answer": answers, "dns_regions": self.steady_regions,
+                "resolver_answer": self.dns_client(), "served_by": response.served_by,
+                "address": response.address, "header_region": response.header_region,
+                "region_map": dns_answers.region_map(self.dep).public(), "health": entry.get("health")}
             entry.update(dns_regions=self.steady_regions)
+
+    def _choose_shift_source(self) -> None:
+        """Where the failed region's DNS shift can be seen. If the harness's clients are served by it,
+        their answer; else the answer for a client in that region (TestDNSAnswer with its client
+        subnet, and a resolver sending it); if no client anywhere is sent there (a failover
+        SECONDARY), there is no shift to measure and the row says so."""
+        failed = self.failed
+        if failed.name in self.steady_regions:
+            self.run.evidence["dns_shift_source"] = "the harness's clients"
+            return
+        subnet = failed.client_address
+        if subnet:
+            fetch = self.testdns.fetcher(client_subnet=subnet)
+            regions = dns_answers.regions_in(self.dep, fetch())
+            if failed.name in regions:
+                resolver = Resolver.from_deployment(self.dep, cache=True)
+                self.shift_now = fetch
+                self.shift_client = dns_answers.resolver_fetcher(resolver, self.dep.domain, region=failed.name)
+                self.run.evidence["dns_shift_source"] = f"a client in {failed.name} (client subnet {subnet})"
+                return
+        self.shift_now = self.shift_client = None
+        self.run.evidence["dns_shift_not_applicable"] = (
+            f"DNS answers {self.steady_regions} at steady state, and no client "
+            f"{'in ' + failed.name + ' (subnet ' + subnet + ') ' if subnet else ''}is sent to {failed.name}: "
+            f"there is no shift away from it to measure")
 
     def _on_fault_event(self, kind: str, data: dict[str, Any]) -> None:
         self.run.emit(kind, t=data.get("t"), region=data.get("region"), fault=data.get("fault"),
@@ -143,11 +182,17 @@ class RegionFailover:
     def _detect(self) -> None:
         with reporting.phase("detect") as entry:
             hc = self.failed.health_check_id
-            wait = self.s.health.wait_until(hc, healthy=False, region=self.failed.name,
-                                            poll_s=self.poll_s, on_progress=self.s.progress.health)
+            shift = self.shift_now   # the routing decision confirms the rebuilt status (None: no shift to see)
+            wait = self.s.health.wait_until(hc, healthy=False, region=self.failed.name, budget_s=self.s.detection_budget(hc),
+                                            poll_s=self.poll_s, on_progress=self.s.progress.health,
+                                            confirm=None if shift is None else
+                                            lambda: _excludes(self.dep, shift(), self.failed.name))
             detection = self.run.since("fault", self.run.mark("detected", wait.reached_at))
             self.run.figures.update(detection_s=round(detection, 4), detection_budget_s=round(wait.budget_s, 3),
                                     poll_s=self.poll_s, detection_max_poll_gap_s=round(wait.max_gap_s, 4))
+            self.run.figures.update(wait.figures(self.run.marks["fault"]))   # the four moments, API figures
+            if wait.flags:
+                self.run.evidence["detection_flags"] = wait.flags
             self.run.evidence["health_observations"] = [
                 {"t": p.t, "region": self.failed.name, "failing": p.failing, "total": p.total} for p in wait.history]
             self.run.evidence["health_at_detection"] = [
@@ -156,12 +201,17 @@ class RegionFailover:
 
     def _dns_shift(self) -> None:
         with reporting.phase("DNS shift") as entry:
-            budget = dns_answers.dns_shift_budget(self.s.health.detection_budget(self.failed.health_check_id),
-                                                  self.dep, through_resolver=True)
-            wait = dns_answers.wait_until_excludes(self.dns_now, self.dep, self.failed.name, budget, self.poll_s)
+            if self.shift_now is None or self.shift_client is None:
+                self.run.figures.update(dns_shift_s=None, client_dns_shift_s=None)
+                entry.update(dns_shift_s="not applicable", reason=self.run.evidence.get("dns_shift_not_applicable"))
+                return
+            hc = self.failed.health_check_id
+            budget = self.s.dns_shift_budget(hc, through_resolver=False)
+            wait = dns_answers.wait_until_excludes(self.shift_now, self.dep, self.failed.name, budget, self.poll_s)
             self.run.figures["dns_shift_s"] = round(self.run.since("fault", self.run.mark("dns_shift", wait.reached_at)), 4)
             # A client honouring the TTL follows only when its cache expires (the client-visible shift).
-            client_wait = dns_answers.wait_until_excludes(self.dns_client, self.dep, self.failed.name, budget,
+            client_wait = dns_answers.wait_until_excludes(self.shift_client, self.dep, self.failed.name,
+                                                          self.s.dns_shift_budget(hc, through_resolver=True),
                                                           self.poll_s)
             self.run.figures["client_dns_shift_s"] = round(
                 self.run.since("fault", self.run.mark("client_dns_shift", client_wait.reached_at)), 4)
@@ -181,7 +231,8 @@ class RegionFailover:
             served_by = response.served_by
             self.run.survivor = response.region
             self.run.evidence["write"] = {"request": body, "status": response.status, "served_by": served_by,
-                                          "address": response.address, "body": response.response.text[:500]}
+                                          "address": response.address, "header_region": response.header_region,
+                                          "body": response.response.text[:500]}
             entry.update(status=response.status, served_by=served_by)
             if response.status != 200:
                 raise ScenarioFailed(Category.WRITE_FAILED, f"POST {self.dep.global_url}/item answered {response.status} "
@@ -193,20 +244,24 @@ class RegionFailover:
 
     def _verify_where_written(self, item_id: int) -> None:
         with reporting.phase("verify where the write landed") as entry:
+            acked_at = time.time()
             key = {"id": item_id}
             survivor = self.run.survivor
             if survivor is None:
-                raise ScenarioFailed(Category.WRONG_REGION, "the response did not say which region served it")
-            view = tables.read_item(self.s.clients, self.dep, survivor, key)
-            everywhere = tables.read_item_everywhere(self.s.clients, self.dep, key)
-            self.run.evidence["item_by_region"] = {r: v.item for r, v in everywhere.items()}
-            attribute = self.dep.table.region_attribute
-            entry.update(attribute=attribute, written_region=view.written_region)
-            if not view.present:
-                raise ScenarioFailed(Category.LOST_WRITES, f"acknowledged item {item_id} is not in {survivor}'s table")
-            if view.written_region != survivor:
-                raise ScenarioFailed(Category.WRONG_REGION, f"item {item_id}: {attribute}={view.written_region!r}, expected the "
-                                               f"surviving region {survivor!r} (failed: {self.failed.name})")
+                raise ScenarioFailed(Category.WRONG_REGION, f"the write went to {self.run.evidence['write']['address']}, "
+                                                            f"which is no region's address")
+            try:
+                proved = landing.prove_landing(self.s.clients, self.dep, key, survivor, acked_at, poll_s=self.poll_s)
+            except ScenarioError as exc:
+                self.run.evidence["item_by_region"] = tables.items_by_region(self.s.clients, self.dep, key)
+                seen = getattr(exc, "landing", None)
+                if seen is not None:
+                    self.run.evidence["landing"] = seen.evidence()
+                raise ScenarioFailed(exc.category, str(exc)) from exc
+            self.run.evidence["item_by_region"] = tables.items_by_region(self.s.clients, self.dep, key)
+            self.run.evidence["landing"] = proved.evidence()
+            entry.update(attribute=self.dep.table.region_attribute, written_region=proved.claimed,
+                         landed=proved.region, proof=proved.proof)
 
     def _read_back(self, item_id: int) -> None:
         with reporting.phase("read back through the global domain") as entry:
@@ -222,14 +277,18 @@ class RegionFailover:
         with reporting.phase("recover") as entry:
             restore_t = self.run.marks["restore"]
             wait = self.s.health.wait_until(self.failed.health_check_id, healthy=True, region=self.failed.name,
+                                            budget_s=self.s.detection_budget(self.failed.health_check_id),
                                             poll_s=self.poll_s, on_progress=self.s.progress.health)
             self.run.mark("healthy_again", wait.reached_at)
             self.run.evidence["health_observations_recovery"] = [
                 {"t": p.t, "region": self.failed.name, "failing": p.failing, "total": p.total} for p in wait.history]
-            budget = dns_answers.dns_shift_budget(wait.budget_s, self.dep, through_resolver=True)
+            budget = self.s.dns_shift_budget(self.failed.health_check_id, through_resolver=False)
             expected = set(self.steady_regions)
+            if not expected:  # steady state guarantees one; never compare two empty sets
+                raise ScenarioFailed(Category.HARNESS_ERROR, "recovery: no steady-state region to come back to")
             back = dns_answers.wait_until_answer(
-                self.dns_now, lambda answers: set(r for r in dns_answers.regions_in(self.dep, answers) if r) == expected,
+                self.dns_now, lambda answers: dns_answers.all_mapped(self.dep, answers)
+                and set(r for r in dns_answers.regions_in(self.dep, answers) if r) == expected,
                 budget, self.poll_s, describe=f"answer as in steady state ({', '.join(sorted(expected))})",
                 deployment=self.dep)
             self.run.mark("recovered", back.reached_at)
@@ -254,6 +313,11 @@ class RegionFailover:
                                                 for p in exc.history[-20:]]
         elif isinstance(exc, tables.ItemNotReplicated):
             self.run.evidence["item_by_region"] = {r: v.item for r, v in exc.last.items()}
+
+
+def _excludes(dep: Any, answers: list[str], region: str) -> bool:
+    """A non-empty answer that names no record of `region`."""
+    return bool(answers) and region not in dns_answers.regions_in(dep, answers)
 
 
 def _reasons(timeout: DetectionTimeout) -> str:

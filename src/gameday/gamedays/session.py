@@ -21,6 +21,7 @@ from gameday import timing
 from gameday.aws import AwsClients
 from gameday.deployment import Deployment, load_deployment
 from gameday.faults.journal import Journal
+from gameday.observe import route53 as route53_probe
 from gameday.observe.ground_truth import GroundTruth
 from gameday.observe.resolver import Resolver
 from gameday.observe.route53 import Route53HealthProbe
@@ -78,11 +79,65 @@ class GamedaySession:
     progress: Progress = field(default_factory=Progress)
     truth: GroundTruth = field(default_factory=lambda: GroundTruth(None))
     slo_overrides: dict[str, float] = field(default_factory=dict)   # --slo / GAMEDAY_SLO, over the file's
+    _check_configs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    _config_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def poll_s(self) -> float:
-        """The interval of every wait of this session's game days (timing.poll_interval)."""
-        return timing.poll_interval(self.deployment)
+        """The interval of every wait of this session's game days: a fifth of the shortest scaled
+        RequestInterval of the deployment's health checks (timing.poll_interval_for)."""
+        try:
+            interval = min(self.check_interval_s(r.health_check_id) for r in self.deployment.regions)
+        except Exception:  # noqa: BLE001 - a deployment whose checks cannot be read fails at steady state
+            return timing.poll_interval(self.deployment)
+        return timing.poll_interval_for(interval, self.deployment.time_scale)
+
+    # -- the deployment's own timing: every budget is derived from it ----------------------
+    def check_config(self, hc_id: str) -> dict[str, Any]:
+        """GetHealthCheck's HealthCheckConfig, read once per session (it does not change during a run,
+        and Route 53's API budget is shared by the whole account)."""
+        with self._config_lock:
+            known = self._check_configs.get(hc_id)
+        if known is None:
+            known = self.health.health_check_config(hc_id)
+            with self._config_lock:
+                self._check_configs[hc_id] = known
+        return known
+
+    def check_interval_s(self, hc_id: str) -> float:
+        """RequestInterval in AWS seconds."""
+        return float(self.check_config(hc_id).get("RequestInterval", 30))
+
+    def check_threshold(self, hc_id: str) -> int:
+        return int(self.check_config(hc_id).get("FailureThreshold", 3))
+
+    def detection_budget(self, hc_id: str) -> float:
+        """How long Route 53 may take to change its mind about one check (measured seconds)."""
+        return route53_probe.detection_budget(self.check_config(hc_id), self.deployment.time_scale)
+
+    @property
+    def ttl_s(self) -> float:
+        """One record TTL in measured seconds (how long a client may keep an answer)."""
+        return self.deployment.record_ttl_s * self.deployment.time_scale
+
+    def interval_s(self, hc_id: str) -> float:
+        """One RequestInterval in measured seconds."""
+        return self.check_interval_s(hc_id) * self.deployment.time_scale
+
+    def dns_shift_budget(self, hc_id: str, *, through_resolver: bool) -> float:
+        """Detection plus, for a client's caching resolver, one TTL; plus one checker interval (the
+        routing decision follows the status at Route 53's own pace)."""
+        return self.detection_budget(hc_id) + self.interval_s(hc_id) + (self.ttl_s if through_resolver else 0.0)
+
+    def all_checks_budget(self, *, through_resolver: bool = False) -> float:
+        """The slowest region's DNS shift budget: for waits on every region at once."""
+        return max(self.dns_shift_budget(r.health_check_id, through_resolver=through_resolver)
+                   for r in self.deployment.regions)
+
+    def follow_budget(self) -> float:
+        """How long clients take to follow a routing change: two TTLs (one cached before, one after
+        the change) plus the slowest checker interval."""
+        return 2 * self.ttl_s + max(self.interval_s(r.health_check_id) for r in self.deployment.regions)
 
     @classmethod
     def open(cls, deployment_path: str | Path, *, run_dir: Path, local_cloud: Any = None,

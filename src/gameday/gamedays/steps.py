@@ -67,6 +67,7 @@ def wait_all_healthy(session: GamedaySession, poll_s: float | None = None) -> di
     seen = {}
     for region in session.deployment.regions:
         wait = session.health.wait_until(region.health_check_id, healthy=True, region=region.name,
+                                         budget_s=session.detection_budget(region.health_check_id),
                                          poll_s=poll_s if poll_s is not None else session.poll_s,
                                          on_progress=session.progress.health)
         seen[region.name] = f"{wait.final.total - wait.final.failing}/{wait.final.total} healthy"

@@ -8,8 +8,8 @@ take the next due slot from a shared counter; a slot more than `max_lag_s` late 
 worker was stuck) is skipped and counted, rather than fired in a burst.
 
 Each request becomes one traffic event: t_start, t_end
-(time.time()), op, ok, status, latency_s, region (response header x-gameday-region, else
-the address), item_id, error, address. Every acknowledged write (a 2xx to a put) is tracked by id.
+(time.time()), op, ok, status, latency_s, region (the region the address it went to belongs to,
+from the deployment's region map, else the address), item_id, error, address. Every acknowledged write (a 2xx to a put) is tracked by id.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -97,6 +98,8 @@ class Traffic:
         if duration_s is not None and not duration_s > 0:
             raise UsageError(f"duration_s: expected seconds > 0 or None, got {duration_s!r}")
         self.client = client
+        # Who a request that got no answer was sent to: the region of its address, when the client knows.
+        self._region_of = getattr(client, "region_of_address", None) or _no_region
         self.rate = float(rate)
         self.write_ratio = float(write_ratio)
         self.threads = int(threads)
@@ -125,13 +128,16 @@ class Traffic:
     @classmethod
     def for_url(cls, global_url: str, dns_resolver: str, *, time_scale: float = 1.0, dns_mode: str = "ttl",
                 region: str | None = None, client_address: str | None = None,
-                timeout: float | tuple[float, float] | None = None, **kwargs: Any) -> Traffic:
-        """Plain parameters: the URL, the resolver ("system" or host:port), the DNS mode (ttl | no-cache)."""
+                timeout: float | tuple[float, float] | None = None, ca_bundle: str | None = None,
+                region_of_address: Callable[[str], str | None] | None = None, **kwargs: Any) -> Traffic:
+        """Plain parameters: the URL, the resolver ("system" or host:port), the DNS mode (ttl | no-cache),
+        the CA bundle HTTPS is verified against (None: the system store)."""
         resolver = Resolver(dns_resolver, time_scale=time_scale, cache=_cache_for(dns_mode),
                             client_addresses={region: client_address} if region and client_address else None)
         client_kwargs = {"timeout": timeout} if timeout is not None else {}
         client = GlobalClient(global_url, resolver, region=region if client_address else None,
-                              pool_maxsize=max(8, int(kwargs.get("threads", 8))), **client_kwargs)
+                              pool_maxsize=max(8, int(kwargs.get("threads", 8))), verify=ca_bundle or True,
+                              region_of_address=region_of_address, **client_kwargs)
         return cls(client, **kwargs)
 
     @classmethod
@@ -139,9 +145,9 @@ class Traffic:
                         timeout: float | tuple[float, float] | None = None, **kwargs: Any) -> Traffic:
         """From a gameday.deployment.Deployment; `region` makes this a client of that region (latency routing)."""
         resolver = Resolver.from_deployment(dep, cache=_cache_for(dns_mode))
-        client_kwargs = {"timeout": timeout} if timeout is not None else {}
-        client = GlobalClient(dep.global_url, resolver, region=region,
-                              pool_maxsize=max(8, int(kwargs.get("threads", 8))), **client_kwargs)
+        client_kwargs: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        client = GlobalClient.from_deployment(dep, region=region, resolver=resolver,
+                                              pool_maxsize=max(8, int(kwargs.get("threads", 8))), **client_kwargs)
         return cls(client, **kwargs)
 
     @property
@@ -275,7 +281,8 @@ class Traffic:
                 error = f"HTTP {status}"
         except GlobalRequestError as exc:
             latency = time.perf_counter() - p_start
-            ok, address, region, error = False, exc.address, exc.address, str(exc)
+            region = self._region_of(exc.address) if exc.address else None
+            ok, address, region, error = False, exc.address, region or exc.address, str(exc)
         except Exception as exc:  # noqa: BLE001 - a harness bug must show up as a recorded failure, not kill a worker
             latency = time.perf_counter() - p_start
             ok, error = False, f"{type(exc).__name__}: {exc}"[:200]
@@ -293,6 +300,10 @@ class Traffic:
             if ok and write:
                 self._acked[item_id] = region
                 self._acked_order.append(item_id)
+
+
+def _no_region(_address: str) -> str | None:
+    return None
 
 
 def make_event(t_start: float, t_end: float, op: str, ok: bool, status: int | None, latency_s: float,  # noqa: PLR0917

@@ -13,6 +13,7 @@ server on every call, as a client with DNS caching disabled would.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Mapping
@@ -180,7 +181,7 @@ class Resolver:
     def resolve(self, name: str, *, region: str | None = None) -> Resolution:
         """Addresses for `name` as a client in `region` (None: no client subnet unless configured) sees them."""
         key = (name.rstrip(".").lower(), region)
-        if not self.cache_enabled:
+        if not self.cache_enabled or _address_literal(key[0]) is not None:
             return self.query(key[0], client_address=self.client_address_for(region))
         hit = self._cached(key)
         if hit is not None:
@@ -205,7 +206,11 @@ class Resolver:
                           entry.expires_at, from_cache=True)
 
     def query(self, name: str, *, client_address: str | None = None) -> Resolution:
-        """Ask the server now (no cache), following CNAMEs until A records."""
+        """Ask the server now (no cache), following CNAMEs until A records. An address literal is its
+        own answer (a URL may name an address), as getaddrinfo treats it."""
+        literal = _address_literal(name)
+        if literal is not None:
+            return Resolution(name, (literal,), 0, (), time.time(), time.monotonic())
         target = _dns_name.from_text(name)
         ttl: int | None = None
         cnames: list[str] = []
@@ -267,6 +272,13 @@ class Resolver:
             raise DnsResolutionError(target.to_text(omit_final_dot=True),
                                      f"cannot query {self.nameserver}: {exc}") from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _address_literal(name: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        return None
 
 
 def _cname_targets(chain: Any) -> list[_dns_name.Name]:

@@ -1,26 +1,44 @@
-"""Route 53 health as its checkers see it: GetHealthCheckStatus and the >18% rule.
+"""Route 53 health as AWS reports it: GetHealthCheckStatus observations, rebuilt into the status.
 
-Why this rule: Route 53 considers an endpoint healthy when MORE than 18% of its
-checkers report it healthy; waiting until every checker says Failure is wrong
-(AWS_FACTS.md). Observations are classified by their "Success"/"Failure" prefix,
-never by parsing the rest. Every wait is a measured poll (tenacity,
-stop_before_delay) under a budget derived from the check's own RequestInterval x
-FailureThreshold and the time scale.
+Each observation is what ONE checker saw on its latest probe, with the probe's time as
+CheckedTime; it is not that checker's verdict. A checker's verdict flips only after
+FailureThreshold consecutive opposite results, and the health check is healthy when MORE than
+18% of verdicts are healthy (AWS_FACTS.md). So ">82% of observations failing" comes about
+(threshold - 1) x interval before Route 53 declares a region unhealthy. The harness therefore
+keeps each checker's (region, IP) sequence of results, by CheckedTime, and replays the threshold
+and the 18% rule over it: that rebuilt moment is "Route 53 declared it", what `detection_s`
+means. Polls come at a fifth of the check's interval, so every checker's every result is seen;
+where two polls were an interval or more apart and a checker's CheckedTime moved by two intervals
+in between (a result possibly unseen), the rebuild says so. Observations are classified by their "Success"/"Failure" prefix, never by parsing the rest.
+
+Every wait is a measured poll (tenacity, stop_before_delay) under a budget derived from the
+check's own RequestInterval x FailureThreshold and the time scale; every request goes through
+the account's shared API budget (gameday.observe.api_budget), and Throttling is absorbed with
+backoff (scaled) inside the wait's budget and counted.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
+
+from tenacity import RetryCallState
+from tenacity.wait import wait_base
 
 from gameday import timing
 from gameday.errors import Category, ScenarioError
+from gameday.observe import api_budget
 
 HEALTHY_FRACTION = 0.18          # healthy when strictly more than this share of checkers say Success
 DETECTION_MARGIN = 2.0           # covers staggered checker phases (up to one more interval) and jitter
 DETECTION_SLACK_S = 3.0          # fixed: API latency and a loaded CI machine
+CHECKER_JITTER = 0.05            # checkers drift by a few percent of the interval
+BACKOFF_FACTOR = 2.0             # after each consecutive Throttling, the next poll waits this much longer
+BACKOFF_CAP_INTERVALS = 0.45     # ... but never past half an interval: the rebuild needs every result
 
 ProgressCallback = Callable[[str, int, int, float, float], None]  # (region, failing, total, elapsed, budget)
 
@@ -32,10 +50,17 @@ class Observation:
     status: str
     checked_time: str
     ok: bool
+    checked_at: float | None = None      # CheckedTime as epoch seconds (None if unparseable)
+
+    @property
+    def checker(self) -> tuple[str, str]:
+        return (self.region, self.ip_address)
 
 
 class HealthStatus(NamedTuple):
-    """healthy is None when there are no observations yet (the rule cannot say)."""
+    """One GetHealthCheckStatus answer. `healthy` is the >18% rule over the OBSERVATIONS (latest
+    probe results): it runs ahead of Route 53's status, see the module's doc; None when there are no
+    observations yet."""
 
     healthy: bool | None
     failing: int
@@ -47,21 +72,55 @@ class HealthStatus(NamedTuple):
 class Poll:
     t: float                   # time.time() of the answer
     elapsed_s: float
-    healthy: bool | None
+    healthy: bool | None       # the observations' >18% rule
     failing: int
     total: int
+    rebuilt: bool | None = None    # the status rebuilt from the checkers' sequences (None: throttled)
+    new_results: int = 0
+    throttled: bool = False
 
 
 @dataclass
 class HealthWait:
     elapsed_s: float           # from the start of the wait to the poll that showed the expected state
-    reached_at: float          # time.time() of that poll
+    reached_at: float          # time.time() of the poll that showed the rebuilt status (confirmed after, if asked)
     started_at: float
     budget_s: float
     final: HealthStatus
     history: list[Poll] = field(default_factory=list)
     poll_s: float = 0.0
     max_gap_s: float = 0.0     # the largest gap between two polls: the measurement's real resolution
+    # The four moments apart (time.time(); the CheckedTime ones are the cloud's clock):
+    first_change_at: float | None = None        # CheckedTime of the first result of the expected polarity
+    first_change_seen_at: float | None = None   # the poll that first showed one
+    declared_at: float | None = None            # CheckedTime of the result that made the rebuilt status flip
+    observation_rule_at: float | None = None    # the poll where >82% (or >18%) of observations agreed
+    confirmed_at: float | None = None           # the poll where `confirm` (the routing decision) agreed
+    interval_s: float = 0.0                     # the check's RequestInterval, scaled
+    threshold: int = 0
+    missed_results: int = 0                     # results a checker's CheckedTime jumped over
+    throttled: int = 0                          # Throttling errors during the wait
+    api_calls: int = 0                          # Route 53 requests this process made during the wait
+    throttled_total: int = 0                    # Throttling errors this process met so far, every operation
+    time_scale: float = 1.0
+    flags: list[str] = field(default_factory=list)
+
+    def figures(self, since: float) -> dict[str, Any]:
+        """The wait's moments as seconds after `since` (e.g. the fault), and its API figures."""
+
+        def after(t: float | None) -> float | None:
+            return None if t is None else round(t - since, 4)
+
+        aws_s = self.elapsed_s / self.time_scale if self.time_scale else 0.0
+        return {"checkers_see_failure_s": after(self.first_change_seen_at),
+                "checkers_first_failure_checked_s": after(self.first_change_at),
+                "declared_checked_s": after(self.declared_at),
+                "observation_rule_s": after(self.observation_rule_at),
+                "detection_missed_results": self.missed_results,
+                "route53_throttled": self.throttled,
+                "route53_throttled_total": self.throttled_total,
+                "route53_api_calls": self.api_calls,
+                "route53_calls_per_aws_s": round(self.api_calls / aws_s, 3) if aws_s > 0 else None}
 
 
 class DetectionTimeout(ScenarioError):
@@ -70,17 +129,29 @@ class DetectionTimeout(ScenarioError):
     category = Category.DETECTION_TIMEOUT
 
     def __init__(self, message: str, *, health_check_id: str, expected_healthy: bool, budget_s: float,
-                 last: HealthStatus | None, history: list[Poll]) -> None:
+                 last: HealthStatus | None, history: list[Poll], throttled: int = 0) -> None:
         super().__init__(message)
         self.health_check_id = health_check_id
         self.expected_healthy = expected_healthy
         self.budget_s = budget_s
         self.last = last
         self.history = history
+        self.throttled = throttled
 
     @property
     def observations(self) -> list[Observation]:
         return self.last.observations if self.last else []
+
+
+class RoutingDidNotFollow(DetectionTimeout):
+    """The checkers' results declare the expected state, but the routing decision never followed
+    within the budget (e.g. a record that does not carry the health check): DNS did not shift."""
+
+    category = Category.NO_DNS_SHIFT
+
+
+class Throttled(Exception):
+    """Route 53 answered Throttling: this poll saw nothing; the wait backs off and polls again."""
 
 
 def classify(status_text: str) -> bool:
@@ -89,10 +160,98 @@ def classify(status_text: str) -> bool:
 
 
 def apply_rule(observations: list[Observation]) -> bool | None:
+    """The >18% rule over observations. On latest probe results this is NOT Route 53's status (that
+    needs the threshold too: see CheckerSequences); kept for diagnosis and for verdict-shaped input."""
     if not observations:
         return None
     healthy = sum(1 for o in observations if o.ok)
     return healthy / len(observations) > HEALTHY_FRACTION
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class CheckerSequences:
+    """Each checker's results by CheckedTime, and the status rebuilt from them.
+
+    The replay starts every checker at the verdict OPPOSITE to the one awaited (a wait is for a
+    change: a fault's detection, a recovery), flips a checker after `threshold` consecutive results
+    of the awaited polarity (and back after as many of the other), and applies the 18% rule after
+    every result in CheckedTime order. For a state that already held before the wait (a steady
+    state) this is conservative: it takes `threshold` results to be sure.
+    """
+
+    def __init__(self, healthy: bool, threshold: int, interval_s: float) -> None:
+        self.target = healthy
+        self.threshold = max(1, threshold)
+        self.interval_s = interval_s
+        self.results: dict[tuple[str, str], list[tuple[float, bool]]] = {}
+        self.missed = 0
+        # results after which others may be unseen: (checker, CheckedTime) -> how many at most
+        self.unseen: dict[tuple[tuple[str, str], float], int] = {}
+        self.before_first = 0      # checkers whose first result seen already had the awaited polarity
+
+    def add(self, observations: list[Observation], since_last_poll_s: float | None = None) -> int:
+        """Record what is new; the number of new results. `since_last_poll_s` is the gap since the
+        previous answered poll: a checker can have probed twice in it (one result unseen) only if the
+        gap is at least one interval and its CheckedTime moved by at least two (a checker that is
+        merely late moves by more than one interval, but no second result fits)."""
+        new = 0
+        shortest = self.interval_s * (1 - CHECKER_JITTER)
+        wide = since_last_poll_s is not None and since_last_poll_s >= shortest > 0
+        for o in observations:
+            if o.checked_at is None:
+                continue
+            seq = self.results.setdefault(o.checker, [])
+            if seq and o.checked_at <= seq[-1][0]:
+                continue
+            if not seq and o.ok is self.target:
+                # Its first result seen already has the awaited polarity: up to threshold - 1 more of
+                # it may have come before the first poll (the change began before the wait).
+                self.unseen[(o.checker, o.checked_at)] = self.threshold - 1
+                self.before_first += 1
+            if wide and seq and o.checked_at - seq[-1][0] >= 2 * shortest:
+                self.missed += 1
+                self.unseen[(o.checker, o.checked_at)] = max(1, int((o.checked_at - seq[-1][0]) / shortest) - 1)
+            seq.append((o.checked_at, o.ok))
+            new += 1
+        return new
+
+    def first_change(self) -> float | None:
+        """CheckedTime of the first result of the awaited polarity."""
+        times = [t for seq in self.results.values() for t, ok in seq if ok is self.target]
+        return min(times, default=None)
+
+    def declared(self, total: int, *, optimistic: bool = False) -> float | None:
+        """CheckedTime at which the rebuilt status first became the awaited one (None: not yet).
+        `optimistic`: results that may have gone unseen between two polls count as the awaited
+        polarity, which gives the EARLIEST moment the status could have changed (the routing decision
+        must then confirm it); otherwise the certain moment, late by up to the unseen results."""
+        if total <= 0:
+            return None
+        verdict = {key: not self.target for key in self.results}
+        streak = {key: 0 for key in self.results}
+        events = sorted((t, key, ok) for key, seq in self.results.items() for t, ok in seq)
+        for t, key, ok in events:
+            if ok == verdict[key]:
+                streak[key] = 0
+            else:
+                streak[key] += 1 + (self.unseen.get((key, t), 0) if optimistic and ok is self.target else 0)
+                if streak[key] >= self.threshold:
+                    verdict[key] = ok
+                    streak[key] = 0
+            healthy_count = sum(1 for k in verdict if verdict[k]) + (total - len(verdict)) * (not self.target)
+            if (healthy_count / total > HEALTHY_FRACTION) is self.target:
+                return t
+        return None
 
 
 def _check_config(hc: dict[str, Any]) -> dict[str, Any]:
@@ -117,27 +276,59 @@ def default_poll_interval(hc_config: dict[str, Any], time_scale: float) -> float
     return timing.poll_interval_for(interval, time_scale)
 
 
-class Route53HealthProbe:
-    """Read-only: health of Route 53 health checks through one route53 client."""
+class _Backoff(wait_base):
+    """poll_s normally; after Throttling, poll_s x BACKOFF_FACTOR^n with jitter, capped."""
 
-    def __init__(self, route53: Any, time_scale: float = 1.0) -> None:
+    def __init__(self, poll_s: float, cap_s: float, streak: list[int]) -> None:
+        self.poll_s = poll_s
+        self.cap_s = max(poll_s, cap_s)
+        self.streak = streak
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        n = self.streak[0]
+        if n <= 0:
+            return self.poll_s
+        return min(self.cap_s, self.poll_s * BACKOFF_FACTOR ** n) * random.uniform(0.5, 1.0)
+
+
+class Route53HealthProbe:
+    """Read-only: health of Route 53 health checks through one route53 client, whose requests all go
+    through the account's shared API budget."""
+
+    def __init__(self, route53: Any, time_scale: float = 1.0, *,
+                 budget: api_budget.SharedBudget | None = None) -> None:
         self.route53 = route53
         self.time_scale = time_scale
+        self.budget = api_budget.install(route53, budget) if budget is not None else \
+            api_budget.for_client(route53, time_scale)
+        self._configs: dict[str, dict[str, Any]] = {}
 
     def health_check_config(self, hc_id: str) -> dict[str, Any]:
-        return self.route53.get_health_check(HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
+        config = self.route53.get_health_check(HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
+        self._configs[hc_id] = config
+        return config
+
+    def api_figures(self) -> dict[str, Any]:
+        """This process's Route 53 requests and Throttling errors so far, and every process's."""
+        counts = self.budget.snapshot()
+        return {"route53_api_calls_total": counts.calls, "route53_throttled_total": counts.throttled,
+                "route53_budget_wait_s": round(counts.waited_s, 4), "shared": self.budget.shared_counts()}
 
     def health_status(self, hc_id: str) -> HealthStatus:
-        response = self.route53.get_health_check_status(HealthCheckId=hc_id)
-        observations = [
-            Observation(
-                region=o.get("Region", ""), ip_address=o.get("IPAddress", ""),
-                status=o.get("StatusReport", {}).get("Status", ""),
-                checked_time=str(o.get("StatusReport", {}).get("CheckedTime", "")),
-                ok=classify(o.get("StatusReport", {}).get("Status", "")),
-            )
-            for o in response.get("HealthCheckObservations", [])
-        ]
+        """One GetHealthCheckStatus; Throttled if Route 53 refused it."""
+        try:
+            response = self.route53.get_health_check_status(HealthCheckId=hc_id)
+        except Exception as exc:
+            if api_budget.is_throttling(exc):
+                raise Throttled(str(exc)) from exc
+            raise
+        observations = []
+        for o in response.get("HealthCheckObservations", []):
+            report = o.get("StatusReport", {})
+            observations.append(Observation(
+                region=o.get("Region", ""), ip_address=o.get("IPAddress", ""), status=report.get("Status", ""),
+                checked_time=str(report.get("CheckedTime", "")), ok=classify(report.get("Status", "")),
+                checked_at=_epoch(report.get("CheckedTime"))))
         failing = sum(1 for o in observations if not o.ok)
         return HealthStatus(apply_rule(observations), failing, len(observations), observations)
 
@@ -145,39 +336,123 @@ class Route53HealthProbe:
         return detection_budget(self.health_check_config(hc_id), self.time_scale)
 
     def wait_until(self, hc_id: str, *, healthy: bool, budget_s: float | None = None, poll_s: float | None = None,
-                   on_progress: ProgressCallback | None = None, region: str = "") -> HealthWait:
-        """Poll until the >18% rule says `healthy`; DetectionTimeout (with the last observations) if not
-        within the budget (default: derived from the check's own config)."""
-        if budget_s is None or poll_s is None:
-            config = self.health_check_config(hc_id)
-            budget_s = detection_budget(config, self.time_scale) if budget_s is None else budget_s
-            poll_s = default_poll_interval(config, self.time_scale) if poll_s is None else poll_s
+                   on_progress: ProgressCallback | None = None, region: str = "",
+                   confirm: Callable[[], bool] | None = None) -> HealthWait:
+        """Poll until Route 53's status, rebuilt from the checkers' CheckedTime sequences with the
+        check's FailureThreshold and the 18% rule, is `healthy` (and `confirm()`, the routing decision,
+        agrees, when given); DetectionTimeout (with the last observations) if not within the budget
+        (default: derived from the check's own config)."""
+        config = self._configs.get(hc_id) or self.health_check_config(hc_id)
+        budget_s = detection_budget(config, self.time_scale) if budget_s is None else budget_s
+        poll_s = default_poll_interval(config, self.time_scale) if poll_s is None else poll_s
+        interval_s = float(config.get("RequestInterval", 30)) * self.time_scale
+        threshold = int(config.get("FailureThreshold", 3))
+        sequences = CheckerSequences(healthy, threshold, interval_s)
         history: list[Poll] = []
+        moments: dict[str, float | None] = {"first_seen": None, "rule": None, "confirmed": None, "declared": None,
+                                            "possible": None, "by_routing": None}
+        throttle_streak = [0]
+        throttled = [0]
+        before = self.budget.snapshot()
         started = time.monotonic()
         limit = budget_s
 
         def poll() -> HealthStatus:
-            status = self.health_status(hc_id)
+            try:
+                with self.budget.deadline(started + budget_s):
+                    status = self.health_status(hc_id)
+            except Throttled:
+                throttle_streak[0] += 1
+                throttled[0] += 1
+                history.append(Poll(time.time(), time.monotonic() - started, None, 0, 0, None, 0, True))
+                raise
+            throttle_streak[0] = 0
+            now = time.time()
+            previous = next((p.t for p in reversed(history) if not p.throttled), None)
+            new = sequences.add(status.observations, None if previous is None else now - previous)
+            if moments["first_seen"] is None and any(o.ok is healthy for o in status.observations):
+                moments["first_seen"] = now
+            if moments["rule"] is None and status.healthy is healthy:
+                moments["rule"] = now
+            declared = sequences.declared(status.total)
+            if declared is not None and moments["declared"] is None:
+                moments["declared"] = now
+            possible = sequences.declared(status.total, optimistic=True) if sequences.unseen else None
+            if possible is not None and moments["possible"] is None:
+                moments["possible"] = now
             elapsed = time.monotonic() - started
-            history.append(Poll(time.time(), elapsed, status.healthy, status.failing, status.total))
+            history.append(Poll(now, elapsed, status.healthy, status.failing, status.total,
+                                declared is not None if healthy else declared is None, new))
             if on_progress is not None:
                 on_progress(region or hc_id, status.failing, status.total, elapsed, limit)
             return status
 
-        wait = timing.measured_poll(poll, until=lambda s: s.healthy is healthy, poll_s=poll_s, budget_s=budget_s)
+        def reached(status: HealthStatus) -> bool:
+            if moments["declared"] is None:
+                # Results went unseen (polls too far apart): the threshold may already be met. Then the
+                # routing decision, which follows the status, pins the moment, never earlier than the
+                # earliest the rebuild allows.
+                if moments["possible"] is None or confirm is None or not confirm():
+                    return False
+                moments["declared"] = moments["by_routing"] = history[-1].t
+                moments["confirmed"] = time.time()
+                return True
+            if confirm is not None and moments["confirmed"] is None:
+                if not confirm():
+                    return False
+                moments["confirmed"] = time.time()
+            return True
+
+        wait = timing.measured_poll(poll, until=reached, poll_s=poll_s, budget_s=budget_s,
+                                    retry_on=(Throttled, api_budget.ApiBudgetExhausted),
+                                    wait=_Backoff(poll_s, interval_s * BACKOFF_CAP_INTERVALS, throttle_streak))
+        after = self.budget.snapshot()
+        seen = next((p for p in reversed(history) if not p.throttled), None)
         if not wait.reached or wait.value is None:
             state = "healthy" if healthy else "unhealthy"
-            seen = wait.value
-            summary = f"{seen.failing}/{seen.total} failing" if seen else "no answer"
-            raise DetectionTimeout(
+            if moments["declared"] is not None:
+                state += " as the routing decision shows (the rebuilt status was, but DNS never followed)"
+            last = wait.value
+            summary = f"{last.failing}/{last.total} observations failing" if last else "no answer"
+            extra = f"; {throttled[0]} Throttling errors" if throttled[0] else ""
+            failure = RoutingDidNotFollow if moments["declared"] is not None and confirm is not None \
+                else DetectionTimeout
+            raise failure(
                 f"health check {hc_id}{' (' + region + ')' if region else ''} not {state} within "
-                f"{budget_s:.2f} s (last: {summary})",
-                health_check_id=hc_id, expected_healthy=healthy, budget_s=budget_s, last=seen,
-                history=history)
-        reached = history[-1]
-        return HealthWait(elapsed_s=reached.elapsed_s, reached_at=reached.t, started_at=wait.started_at,
-                          budget_s=budget_s, final=wait.value, history=history, poll_s=poll_s,
-                          max_gap_s=wait.max_gap_s)
+                f"{budget_s:.2f} s (last: {summary}{extra})",
+                health_check_id=hc_id, expected_healthy=healthy, budget_s=budget_s, last=last,
+                history=history, throttled=throttled[0])
+        assert seen is not None
+        # The moment is the poll that showed the rebuilt status; the routing decision only confirms it.
+        reached_at = moments["declared"] if moments["declared"] is not None else seen.t
+        flags = []
+        if wait.max_gap_s > interval_s * (1 - CHECKER_JITTER):
+            flags.append(f"poll gap {wait.max_gap_s:.4f} s is wider than the checkers' interval "
+                         f"{interval_s:.4f} s: results may have been missed")
+        if wait.max_gap_s > poll_s * 2 + 0.05:
+            flags.append(f"poll gap {wait.max_gap_s:.4f} s is wider than the resolution asked for ({poll_s:.4f} s)")
+        if moments["by_routing"] is not None:
+            flags.append("results went unseen, so the moment is the poll where the rebuilt status could have "
+                         "changed and the routing decision showed it had")
+        if sequences.missed:
+            flags.append(f"{sequences.missed} checker results may have fallen between two polls: the rebuilt "
+                         f"moment may be off by up to an interval")
+        first = next((p for p in history if not p.throttled), None)
+        if first is not None and first.healthy is healthy and moments["by_routing"] is None:
+            flags.append("the change was under way before the wait's first poll (its observations already met the "
+                         "18% rule): earlier results are unseen, so the rebuilt moment is an upper bound, late by up "
+                         f"to {threshold - 1} intervals")
+        if throttled[0]:
+            flags.append(f"{throttled[0]} Throttling errors absorbed")
+        return HealthWait(
+            elapsed_s=reached_at - wait.started_at, reached_at=reached_at, started_at=wait.started_at,
+            budget_s=budget_s, final=wait.value, history=history, poll_s=poll_s, max_gap_s=wait.max_gap_s,
+            first_change_at=sequences.first_change(), first_change_seen_at=moments["first_seen"],
+            declared_at=sequences.declared(wait.value.total), observation_rule_at=moments["rule"],
+            confirmed_at=moments["confirmed"], interval_s=interval_s, threshold=threshold,
+            missed_results=sequences.missed, throttled=throttled[0], api_calls=after.calls - before.calls,
+            throttled_total=after.throttled,
+            time_scale=self.time_scale, flags=flags)
 
 
 def health_status(route53: Any, hc_id: str) -> HealthStatus:

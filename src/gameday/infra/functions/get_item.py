@@ -54,7 +54,7 @@ def _plain(value: Any) -> Any:
 def _response(status: int, body: Any) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json", "x-gameday-region": os.environ.get("AWS_REGION", "")},
+        "headers": {"Content-Type": "application/json"},
         "body": json.dumps(body),
     }
 

@@ -23,6 +23,6 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
         status, body = 500, {"error": "status: environment value is not an HTTP status code"}
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json", "x-gameday-region": os.environ.get("AWS_REGION", "")},
+        "headers": {"Content-Type": "application/json"},
         "body": json.dumps(body),
     }

@@ -48,11 +48,11 @@ class CloudSettings:
     templates_dir: str | None = None    # None: the reference templates in gameday/infra/
     integration_timeout_floor_s: float = 5.0  # API Gateway's 29 s, scaled, never below this
     handler_transport: str = "in-process"  # handlers' boto3 -> AWS endpoint: "in-process" app call or "http"
-    # The deployment shape real teams use (opt-in until the harness switches over): HTTPS data plane
+    # The deployment shape real teams use (the default): HTTPS data plane
     # with certificates from a local CA, ACM certificates, API Gateway regional custom domains with
     # base path mappings, alias A records, health checks over HTTPS with SNI, a client network per
     # region, and 403 for a Host with no custom domain or API. False: the HTTP/CNAME shape.
-    tls: bool = False
+    tls: bool = True
     work_dir: str | None = None         # where the CA and certificates are kept (None: a temporary folder)
 
 

@@ -37,10 +37,11 @@ class LocalCloud:
                  table_version: str = "2017.11.29", routing: str = "failover",
                  templates: str | None = None, deployment_out: str | Path | None = None,
                  extra_args: list[str] | None = None, log_path: str | Path | None = None,
-                 tls: bool = False) -> None:
-        """`tls=True`: the shape real deployments have (serve.py --tls): HTTPS data plane with the
-        cloud's CA (description `ca_bundle`, kept in this cloud's temporary folder), regional
-        custom domains, alias A records, HTTPS health checks, a client network per region."""
+                 tls: bool = True) -> None:
+        """`tls=True` (the default): the shape real deployments have (serve.py --tls): HTTPS data
+        plane with the cloud's CA (description `ca_bundle`, kept in this cloud's temporary folder),
+        regional custom domains, alias A records, HTTPS health checks, a client network per region.
+        `tls=False`: the old HTTP shape (CNAME records to the execute-api hosts), for tests of it."""
         self._workdir = tempfile.TemporaryDirectory(prefix="gameday-local-")
         self.deployment_path = Path(deployment_out) if deployment_out else Path(self._workdir.name) / "deployment.yaml"
         self.log_path = Path(log_path) if log_path else Path(self._workdir.name) / "cloud.log"
@@ -55,6 +56,8 @@ class LocalCloud:
             self._argv += ["--templates", str(templates)]
         if tls:
             self._argv += ["--tls", "--work-dir", self._workdir.name]
+        else:
+            self._argv += ["--no-tls"]
         self._argv += list(extra_args or [])
         self._proc: subprocess.Popen[str] | None = None
         self.description: dict[str, Any] = {}

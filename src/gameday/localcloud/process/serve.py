@@ -291,10 +291,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--handler-transport", default="in-process", choices=("in-process", "http"),
                         help="how handlers' boto3 calls reach AWS_ENDPOINT_URL: straight into the endpoint's app "
                              "(default, faster) or over loopback TCP")
-    parser.add_argument("--tls", action="store_true",
-                        help="the shape real deployments have: HTTPS with a local CA (the description's ca_bundle), "
-                             "ACM certificates, regional custom domains with base path mappings, alias A records, "
-                             "HTTPS health checks with SNI, a client network per region")
+    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
+                        help="the shape real deployments have (the default): HTTPS with a local CA (the "
+                             "description's ca_bundle), ACM certificates, regional custom domains with base path "
+                             "mappings, alias A records, HTTPS health checks with SNI, a client network per region; "
+                             "--no-tls: the old HTTP shape (CNAME records to the execute-api hosts)")
     parser.add_argument("--work-dir", default=None, metavar="DIR",
                         help="where the cloud keeps its CA and certificates (default: beside --deployment-out)")
 

@@ -7,10 +7,14 @@ staggered schedule (scaled RequestInterval, random phase, small jitter). One asy
 in one thread runs every schedule and every probe: a hung endpoint costs an open socket,
 not a thread, and idle keep-alive connections are reused.
 
-Modelling choice (docs/local-cloud.md, "Health-check modelling choice"): a checker's verdict
-flips only after FailureThreshold consecutive opposite results; it reports its verdict with the
-text of its latest result consistent with it; the check is healthy when MORE than 18% of
-verdicts are healthy. Inverted flips results; Disabled checks are not probed and are healthy.
+Modelling choice (docs/local-cloud.md, "Health-check modelling choice"): what a checker reports
+in GetHealthCheckStatus is its LATEST PROBE RESULT with the probe's time as CheckedTime, as AWS's
+StatusReport is ("the status that one health checker reports and the time of the health check"),
+not its verdict. The verdict flips only after FailureThreshold consecutive opposite results and
+is kept inside the cloud; the check is healthy when MORE than 18% of verdicts are healthy, and
+that aggregate is what DNS, TestDNSAnswer and the CloudWatch metrics follow. So a client that
+applies the 18% rule to the observations reads a break about (threshold - 1) x interval early,
+as it would on AWS. Inverted flips results; Disabled checks are not probed and are healthy.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ CONNECT_TIMEOUT_TEXT = ("Failure: Connection timed out. The endpoint or the inte
 RESPONSE_TIMEOUT_TEXT = "Failure: Response timed out. The endpoint took too long to respond."
 
 HealthListener = Callable[[str, bool], None]
+StateListener = Callable[[str, bool, float], None]
 Resolver = Callable[[str, str], "str | None"]   # (host name, checker region) -> address
 
 
@@ -210,6 +215,7 @@ class HealthCheckerFleet:
         self._states: dict[str, CheckState] = {}
         self._listeners: list[HealthListener] = []
         self._tick_listeners: list[Callable[[], None]] = []
+        self._state_listeners: list[StateListener] = []
         self._resolver: Resolver | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -230,6 +236,11 @@ class HealthCheckerFleet:
     def add_listener(self, callback: HealthListener) -> None:
         """callback(health_check_id, healthy) on every aggregate change (in the fleet's thread)."""
         self._listeners.append(callback)
+
+    def add_state_listener(self, callback: StateListener) -> None:
+        """callback(health_check_id, healthy, healthy_fraction) whenever a verdict flips or the check
+        is disabled or enabled (in the fleet's thread): what the CloudWatch metrics are built from."""
+        self._state_listeners.append(callback)
 
     def add_tick_listener(self, callback: Callable[[], None]) -> None:
         """callback() after every discovery pass (records may have changed)."""
@@ -285,6 +296,12 @@ class HealthCheckerFleet:
         state = self._state(hc_id)
         return 1.0 if state is None else state.fraction
 
+    def aggregates(self) -> dict[str, tuple[bool, float]]:
+        """{health_check_id: (healthy, healthy_fraction)} of every known check, now."""
+        with self._lock:
+            states = list(self._states.values())
+        return {s.hc_id: (s.healthy, s.fraction) for s in states}
+
     def observations(self, hc_id: str) -> list[dict[str, Any]]:
         """One observation per checker, AWS's GetHealthCheckStatus shape."""
         state = self._state(hc_id)
@@ -294,13 +311,12 @@ class HealthCheckerFleet:
         disabled = hc is not None and _flag(hc.disabled)
         out = []
         for checker in state.checkers:
-            verdict, result = checker.view
+            result = checker.latest           # the latest probe, not the thresholded verdict
             if disabled:
                 text, at = "Success: Health check is disabled; Route 53 considers it healthy", _now()
-            elif result is None:
-                text = ("Success: New health check; healthy until FailureThreshold consecutive failures"
-                        if verdict else "Failure: No result yet")
-                at = state.created
+            elif result is None:   # not probed yet: healthy as of now, as a new check is on AWS
+                text = "Success: New health check; healthy until FailureThreshold consecutive failures"
+                at = _now()
             else:
                 text, at = result.text, result.at
             out.append(self._observation(checker, text, at))
@@ -564,9 +580,15 @@ class HealthCheckerFleet:
         fraction = healthy_count / len(state.checkers) if state.checkers else 1.0
         healthy = True if _flag(hc.disabled) else fraction > HEALTHY_FRACTION_RULE
         state.fraction = fraction
-        if healthy == state.healthy:
-            return
+        changed = healthy != state.healthy
         state.healthy = healthy
+        for listener in self._state_listeners:
+            try:
+                listener(state.hc_id, healthy, fraction)
+            except Exception:  # metrics must never stop the verdicts
+                log.exception("health state listener failed")
+        if not changed:
+            return
         self._ctx.truth.record("health_status", health_check_id=state.hc_id, healthy=healthy,
                                healthy_fraction=round(fraction, 4))
         for callback in self._listeners:
