@@ -554,9 +554,6 @@ class HealthCheckerFleet:
             ok, text = not ok, _flip(text)
         result = Result(ok, text, _now())
         previous = checker.latest
-        checker.latest = result
-        if not ok:
-            checker.last_failure = result
         verdict, _ = checker.view
         flipped = False
         if ok == verdict:
@@ -574,6 +571,11 @@ class HealthCheckerFleet:
                                    verdict=checker.view[0])
         if flipped:
             self._aggregate(state, hc)
+        # Published last: a reader of GetHealthCheckStatus never sees a result whose consequence
+        # (a flipped verdict, a changed status, its ground-truth record) is not in place yet.
+        if not ok:
+            checker.last_failure = result
+        checker.latest = result
 
     def _aggregate(self, state: CheckState, hc: Any) -> None:
         healthy_count = sum(1 for c in state.checkers if c.view[0])
