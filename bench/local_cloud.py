@@ -1,4 +1,4 @@
-"""The local cloud's figures (issue 2), measured as a user of `LocalCloud` sees them.
+"""The local cloud's figures (start-up, PutItem throughput, replication lag, memory), measured as a user of `LocalCloud` sees them.
 
     python -m bench.local_cloud [--startup-runs 3] [--put-seconds 15] [--put-threads 16]
                                 [--lag-rate 100] [--lag-seconds 10]

@@ -4,7 +4,7 @@ Starts the AWS endpoint and global tables in this process (two regions, a 2017.1
 global table), writes N items through boto3 over HTTP into the first region from writer
 threads in a child process (as the harness's traffic is another process), and reads every
 `replication_applied` event: lag_s minus the scaled replication delay is what the local
-cloud adds. Goal (issue 2): p50 and p99 under 10 ms.
+cloud adds. Goal: p50 and p99 under 10 ms.
 
     python bench/replication_lag.py [--items 2000] [--writers 4] [--time-scale 0.01]
 """
