@@ -394,7 +394,7 @@ class Route53HealthProbe:
                 # earliest the rebuild allows.
                 if moments["possible"] is None or confirm is None or not confirm():
                     return False
-                moments["declared"] = moments["by_routing"] = history[-1].t
+                moments["declared"] = moments["by_routing"] = time.time()   # when routing showed it, never earlier
                 moments["confirmed"] = time.time()
                 return True
             if confirm is not None and moments["confirmed"] is None:
