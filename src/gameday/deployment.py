@@ -237,6 +237,12 @@ def parse_deployment(data: Any, source: str = "<dict>") -> Deployment:
     )
 
 
+def _optional(mapping: Mapping[str, Any], key: str, where: str, check: Any) -> Any:
+    """`mapping[key]` checked by `check(value, path)`, or None when absent."""
+    value = mapping.get(key)
+    return None if value is None else check(value, f"{where}.{key}")
+
+
 def _parse_lease(v: _Validator, raw: Any) -> LeaseTable | None:
     if raw is None:
         return None
@@ -303,24 +309,12 @@ def _parse_regions(v: _Validator, raw: Any, routing: str) -> tuple[Region, ...]:
         seen.add(name)
         api_url = v.url(v.required(r, "api_url", where), f"{where}.api_url")
         health_check_id = v.string(v.required(r, "health_check_id", where), f"{where}.health_check_id")
-        client_address = r.get("client_address")
-        if client_address is not None:
-            client_address = v.ip_address(client_address, f"{where}.client_address")
-        api_host = r.get("api_host")
-        if api_host is not None:
-            api_host = v.hostname(api_host, f"{where}.api_host")
-        api_id = r.get("api_id")
-        if api_id is not None:
-            api_id = v.string(api_id, f"{where}.api_id")
-        regional_domain_name = r.get("regional_domain_name")
-        if regional_domain_name is not None:
-            regional_domain_name = v.hostname(regional_domain_name, f"{where}.regional_domain_name")
-        client_network = r.get("client_network")
-        if client_network is not None:
-            client_network = v.network(client_network, f"{where}.client_network")
-        address = r.get("address")
-        if address is not None:
-            address = v.ip_address(address, f"{where}.address")
+        client_address = _optional(r, "client_address", where, v.ip_address)
+        api_host = _optional(r, "api_host", where, v.hostname)
+        api_id = _optional(r, "api_id", where, v.string)
+        regional_domain_name = _optional(r, "regional_domain_name", where, v.hostname)
+        client_network = _optional(r, "client_network", where, v.network)
+        address = _optional(r, "address", where, v.ip_address)
         functions = _parse_functions(v, r.get("functions", DEFAULT_FUNCTIONS), f"{where}.functions")
         role = r.get("failover_role")
         if routing == "failover":
