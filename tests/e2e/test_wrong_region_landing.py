@@ -5,9 +5,8 @@ its DynamoDB client pinned to the failed region (as a stale environment or a har
 would do); it still stamps AWS_REGION, so its items claim the surviving region. On a 2017.11.29
 table DynamoDB's own `aws:rep:updateregion` names the writer; on 2019.11.21 the item shows up in
 the failed region before the survivor when every region is read right after the acknowledgement.
-The cloud replicates after 30 AWS seconds here (300 ms at scale 0.01): the harness's own latency is
-not scaled, so the default 0.5 AWS s (5 ms) would be shorter than the read after the acknowledgement,
-while on AWS replication ("typically within a second") is many round trips long.
+The cloud's default replication delay is used: it keeps a real-time floor, since on AWS replication
+("typically within a second") is many round trips long and the harness's own latency is not scaled.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import pytest
 from gameday import infra
 from gameday.localcloud.process.launcher import LocalCloud
 from tests.e2e.test_broken_deployments import PRIMARY, SECONDARY, client, region_of, run_failing
+from tests.support.run_helpers import gameday
 
 REFERENCE_SESSION = "boto3.session.Session(region_name=region or None)"
 
@@ -42,7 +42,7 @@ def zipped(name: str, source: str) -> bytes:
                                                   ("2019.11.21", "first_seen")])
 def test_put_item_writing_to_the_failed_region_fails_as_wrong_region(tmp_path: Path, table_version: str,
                                                                      proof: str) -> None:
-    with LocalCloud(table_version=table_version, extra_args=["--replication-delay", "30"]) as cloud:
+    with LocalCloud(table_version=table_version) as cloud:
         survivor = region_of(cloud, SECONDARY)
         lam = client(cloud, "lambda", SECONDARY)
         config = lam.get_function_configuration(FunctionName=survivor["functions"]["put"])
@@ -63,3 +63,16 @@ def test_put_item_writing_to_the_failed_region_fails_as_wrong_region(tmp_path: P
     else:
         assert f"appeared first in {PRIMARY}" in row["error"], row["error"]
     assert row["evidence"]["landing"]["proof"] == proof and row["evidence"]["landing"]["region"] == PRIMARY
+
+
+def test_honest_put_item_on_a_current_table_passes_on_the_proof_the_handler_cannot_fake(tmp_path: Path) -> None:
+    # The control case: the reference PutItem, the default replication delay. The landing must rest
+    # on where the item showed first, not on the handler's own stamp.
+    with LocalCloud(table_version="2019.11.21") as cloud:
+        result = gameday("run", "--deployment", str(cloud.deployment_path), "-k", "region_failover",
+                         "--fail-region", PRIMARY, "--report-dir", str(tmp_path), "--no-html", report_dir=tmp_path)
+    assert result.code == 0, result.stdout[-3000:]
+    (row,) = result.rows()
+    landing = row["evidence"]["landing"]
+    assert landing["proof"] == "first_seen" and landing["corroborated"] is True, landing
+    assert landing["first_seen"] == [SECONDARY] and landing["region"] == SECONDARY, landing

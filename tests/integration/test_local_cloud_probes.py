@@ -84,7 +84,15 @@ def test_flip_is_detected_within_one_poll_of_ground_truth_and_fully_undone(  # n
         flips = [e for e in events if e["health_check_id"] == hc and e["healthy"] is False]
         assert flips, f"ground truth saw no unhealthy transition for {hc}"
         lag = detected.reached_at - flips[0]["t"]
-        assert -0.05 <= lag <= poll_s + 0.25, f"probe saw it {lag:.3f} s after the truth (poll {poll_s} s)"
+        assert lag >= -0.05, f"probe claims the flip {-lag:.3f} s before the truth"
+        if lag > poll_s + 0.25:
+            # Only a wait whose polls stalled (a loaded machine) may be later than one poll, and then
+            # it must say so: its moment is bounded by what it saw, never presented as precise.
+            assert detected.missed_results or detected.max_gap_s > poll_s * 2, \
+                f"probe saw it {lag:.3f} s after the truth (poll {poll_s} s) and flagged nothing"
+            assert detected.flags, "a late, imprecise moment without a flag in its evidence"
+            assert lag <= detected.max_gap_s + detected.interval_s * max(detected.threshold - 1, 1) + 0.25, \
+                f"probe saw it {lag:.3f} s after the truth, beyond what its gaps explain: {detected.flags}"
         assert detected.final.failing / detected.final.total >= 0.82
         assert progress and progress[-1][0] == region.name and progress[-1][4] == detected.budget_s
     assert health_env(local_cloud, clients, region.name) == before[region.name]

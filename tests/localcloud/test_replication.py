@@ -50,7 +50,7 @@ class Cloud:
 
     @property
     def delay_s(self) -> float:
-        return self.ctx.scale.seconds(self.ctx.settings.replication_delay_s)
+        return self.tables.replicator.delay_s
 
     @property
     def budget_s(self) -> float:

@@ -24,7 +24,6 @@ import argparse
 import json
 import re
 import sys
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,6 +342,8 @@ def _local_environment(endpoint_url: str, description: dict[str, Any]) -> None:
     """The local cloud's own settings that no AWS API knows (resolver, time scale, CA, client addresses)."""
     url = endpoint_url.rstrip("/") + "/_gameday/description"
     try:
+        import urllib.request  # http.client and ssl: only for a command that asks a local cloud
+
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310  (the given endpoint, loopback)
             local = json.loads(response.read())
     except (OSError, ValueError):

@@ -50,6 +50,11 @@ STAMP_REGION = "aws:rep:updateregion"
 STAMP_TIME = "aws:rep:updatetime"
 STAMP_DELETING = "aws:rep:deleting"
 STAMP_DELAY_FRACTION = 0.5          # the stamping second write lands after this share of the replication delay
+# Replication crosses regions: on AWS it takes "typically within a second", many client round
+# trips to one region. Loopback round trips do not shrink with the time scale, so a scaled delay
+# of a few milliseconds would let every replica hold an item before any client could read it,
+# which AWS never does. The delay keeps this real-time floor (about ten round trips of a loaded machine).
+REPLICATION_FLOOR_S = 0.2
 
 VERSION_ATTR = "_gameday_version"   # (write time, region) of the write an Item holds
 ZERO_VERSION: tuple[float, str] = (0.0, "")  # items written before replication started
@@ -304,8 +309,8 @@ class Replicator:
 
     @property
     def delay_s(self) -> float:
-        """The replication delay in local seconds (scaled from AWS seconds)."""
-        return self._ctx.scale.seconds(self._ctx.settings.replication_delay_s)
+        """The replication delay in local seconds: scaled from AWS seconds, never below the floor."""
+        return max(self._ctx.scale.seconds(self._ctx.settings.replication_delay_s), REPLICATION_FLOOR_S)
 
     # -- registry --
 
