@@ -18,6 +18,7 @@ import yaml
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday.localcloud.process.launcher import LocalCloud
+from tests.support.lambda_updates import update_configuration
 from tests.support.run_helpers import ensure_stopped, gameday, popen_gameday
 
 CANARY_VALUE = "canary-5e3c7e7-value"
@@ -57,8 +58,8 @@ def environments(cloud: LocalCloud) -> dict[str, dict[str, str]]:
 
 def set_canary_environment(cloud: LocalCloud) -> dict[str, dict[str, str]]:
     for region, fn in health_functions(cloud):
-        lambda_client(cloud, region).update_function_configuration(FunctionName=fn,
-                                                                   Environment={"Variables": dict(CANARY)})
+        update_configuration(lambda_client(cloud, region), FunctionName=fn,
+                             Environment={"Variables": dict(CANARY)})
     return environments(cloud)
 
 

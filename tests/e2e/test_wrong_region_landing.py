@@ -20,6 +20,7 @@ import pytest
 from gameday import infra
 from gameday.localcloud.process.launcher import LocalCloud
 from tests.e2e.test_broken_deployments import PRIMARY, SECONDARY, client, region_of, run_failing
+from tests.support.lambda_updates import update_configuration
 from tests.support.run_helpers import gameday
 
 REFERENCE_SESSION = "boto3.session.Session(region_name=region or None)"
@@ -54,7 +55,7 @@ def test_put_item_writing_to_the_failed_region_fails_as_wrong_region(tmp_path: P
             FunctionName=region_of(cloud, PRIMARY)["functions"]["put"])["Role"]
         lam.get_waiter("function_updated_v2").wait(FunctionName=survivor["functions"]["put"],
                                                    WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-        lam.update_function_configuration(FunctionName=survivor["functions"]["put"], Role=failed_role)
+        update_configuration(lam, FunctionName=survivor["functions"]["put"], Role=failed_role)
         row = run_failing(cloud, tmp_path, PRIMARY)
     assert row["failure_category"] == "wrong_region", row["error"]
     assert PRIMARY in row["error"], row["error"]

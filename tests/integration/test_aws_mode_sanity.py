@@ -24,6 +24,7 @@ from gameday.errors import UsageError
 from gameday.faults import FlipHealth
 from gameday.faults.journal import Journal, env_fingerprint, restore_pending
 from gameday.faults.lambda_env import EnvironmentUnreadable
+from tests.support.lambda_updates import update_configuration
 from tests.support.moto_rig import (  # noqa: F401  (_aws_credentials: an autouse fixture)
     REGIONS,
     FunctionUnderTest,
@@ -127,8 +128,8 @@ def test_restore_acts_on_the_journalled_arn(health_function: FunctionUnderTest, 
                                   "function_arn": arn, "account": clients.account_id()},
                   {"variables": {"status": {"present": True, "value": before["status"]}},
                    "fingerprint": env_fingerprint(before)}, {"status": "404"})
-    lam.update_function_configuration(FunctionName=health_function.name,
-                                      Environment={"Variables": {**before, "status": "404"}})
+    update_configuration(lam, FunctionName=health_function.name,
+                         Environment={"Variables": {**before, "status": "404"}})
     (outcome,) = restore_pending(journal, clients)
     assert outcome.ok, outcome.detail
     assert health_function.env() == before

@@ -12,6 +12,7 @@ import pytest
 from gameday.aws import AwsClients
 from gameday.faults import FaultNotEffective, FlipHealth, RollbackFailed, RunRecord, Terminated
 from gameday.faults.journal import FaultAlreadyInjected, Journal
+from tests.support.lambda_updates import update_configuration
 from tests.support.moto_rig import (  # noqa: F401  (_aws_credentials: an autouse fixture)
     REGIONS,
     FunctionUnderTest,
@@ -120,8 +121,8 @@ def test_a_variable_changed_by_someone_else_during_the_fault_is_kept(health_func
     lam = lambda_client(health_function.endpoint, REGION)
     with flip(health_function, journal) as fault:
         env = health_function.env()
-        lam.update_function_configuration(FunctionName=health_function.name,
-                                          Environment={"Variables": {**env, "ADDED": "meanwhile"}})
+        update_configuration(lam, FunctionName=health_function.name,
+                             Environment={"Variables": {**env, "ADDED": "meanwhile"}})
     assert health_function.env() == {**before, "ADDED": "meanwhile"}
     assert "drift" in fault.record.get("restore").output["detail"]
     assert journal.entries()[0]["drift"] is True

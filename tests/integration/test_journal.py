@@ -17,6 +17,7 @@ import pytest
 from gameday.aws import AwsClients
 from gameday.faults import FlipHealth
 from gameday.faults.journal import FaultAlreadyInjected, Journal, env_fingerprint, restore_pending
+from tests.support.lambda_updates import update_configuration
 from tests.support.moto_rig import (  # noqa: F401  (_aws_credentials: an autouse fixture)
     REGIONS,
     FunctionUnderTest,
@@ -135,7 +136,7 @@ def test_absent_key_left_injected_is_deleted_by_restore_pending(health_function,
     journal = Journal(tmp_path / "journal.jsonl")
     before = health_function.env()
     _journal_entry(journal, health_function, before)
-    lambda_client(health_function.endpoint, REGION).update_function_configuration(
+    update_configuration(lambda_client(health_function.endpoint, REGION),
         FunctionName=health_function.name, Environment={"Variables": {**before, "status": "404"}})
     outcomes = restore_pending(journal.path, AwsClients(health_function.deployment))
     assert "status deleted (absent before)" in outcomes[0].detail

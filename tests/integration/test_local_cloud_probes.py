@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from gameday import timing
 from gameday.aws import AwsClients
 from gameday.deployment import Deployment
 from gameday.faults import FlipHealth
@@ -134,8 +135,11 @@ def test_an_item_written_in_one_region_is_read_in_every_region(local_cloud, clie
     with GlobalClient.for_region(local_cloud, writer.name) as client:
         response = client.post("/item", json={"id": item_id, "name": "probe"})
     assert response.status == 200 and response.region == writer.name, response.response.text
-    views = read_item_everywhere(clients, local_cloud, {"id": item_id})
-    assert views[writer.name].present and views[writer.name].written_region == writer.name
+    # A 2017.11.29 table stamps the writer's region in a second write, shortly after: poll for it.
+    stamped = timing.measured_poll(lambda: read_item_everywhere(clients, local_cloud, {"id": item_id})[writer.name],
+                                   until=lambda view: view.present and view.written_region is not None,
+                                   poll_s=0.02, budget_s=replication_budget(local_cloud))
+    assert stamped.reached and stamped.value.written_region == writer.name, stamped.value
     other = local_cloud.regions[1]
     found = wait_until_item_in_region(clients, local_cloud, other.name, {"id": item_id},
                                       budget_s=replication_budget(local_cloud), poll_s=0.02)
@@ -183,3 +187,19 @@ def test_a_run_killed_mid_fault_is_repaired_by_restore_pending(  # noqa: PLR0917
     assert [o.ok for o in outcomes] == [True], [str(o) for o in outcomes]
     assert health_env(local_cloud, clients, region.name) == before
     probe.wait_until(region.health_check_id, healthy=True, region=region.name)
+
+
+def test_the_fault_starts_when_its_change_was_requested_not_when_lambda_finished_applying_it(
+        local_cloud, clients, probe, steady, tmp_path: Path):
+    # Lambda accepts an update at once and applies it later (InProgress first, 2 AWS s here). A mark
+    # taken once Successful shows would start every figure late and shorten it.
+    region = local_cloud.regions[0]
+    _, since = truth_events(local_cloud, "lambda_config")
+    with FlipHealth(local_cloud, region.name, clients=clients, journal=Journal(tmp_path / "j.jsonl")) as fault:
+        accepted, _ = truth_events(local_cloud, "lambda_config", since)
+        inject = fault.record.get("inject").output
+    (change,) = [e for e in accepted if e["function"] == region.functions.health]
+    assert fault.injected_at <= change["t"], "the fault's mark is after the cloud accepted the change"
+    in_progress_s = 2.0 * local_cloud.time_scale
+    assert inject["applied_after_s"] >= in_progress_s * 0.9, inject   # it waited for Successful, from the mark
+    assert change["t"] - fault.injected_at < inject["applied_after_s"]

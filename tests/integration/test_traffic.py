@@ -15,6 +15,7 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday.errors import UsageError
 from gameday.load.traffic import Traffic
+from gameday.safety.stop_conditions import RequestWindow, hurts_users
 from tests.support.loopback_servers import DOMAIN, REGION_NAMES, TIME_SCALE, WIRE_TTL
 
 CACHE_S = WIRE_TTL * TIME_SCALE
@@ -113,6 +114,45 @@ def test_failures_are_recorded_with_status_error_and_address(dns_zone, regions):
     assert acked == {e["item_id"] for e in events if e["op"] == "put" and e["ok"]}
     assert acked <= regions[A].items
     assert traffic.progress().failed == sum(1 for e in events if not e["ok"])
+
+
+def test_every_request_is_reported_to_the_observer_as_it_ends(dns_zone, regions):
+    reported: list[tuple[float, int | None, str | None]] = []
+    window = RequestWindow(3600.0)     # longer than the test: every request stays in it
+
+    def observe(t_end: float, status: int | None, error: str | None) -> None:
+        reported.append((t_end, status, error))      # list.append is atomic: safe from the workers
+        window.add(t_end, status, error)
+
+    def wait_reported(predicate) -> None:
+        Retrying(stop=stop_after_delay(5), wait=wait_fixed(0.02), retry=retry_if_result(lambda n: n < 10))(
+            lambda: sum(1 for r in list(reported) if predicate(r)))
+
+    with _traffic(dns_zone, regions, rate=100.0, threads=4, on_request=observe) as traffic:
+        wait_reported(lambda r: r[1] == 200)
+        regions[A].status_override = 404           # the request's own fault: not counted against the backend
+        wait_reported(lambda r: r[1] == 404)
+        regions[A].status_override = 500
+        wait_reported(lambda r: r[1] == 500)
+        regions.stop_region(A)                     # no answer at all
+        wait_reported(lambda r: r[1] is None)
+    events = traffic.events()
+    assert sorted(reported) == sorted((e["t_end"], e["status"], e["error"]) for e in events)
+    counted_failed = sum(1 for e in events if e["status"] is None or e["status"] >= 500)
+    assert window.counts(now=max(e["t_end"] for e in events)) == (len(events), counted_failed)
+    assert all(hurts_users(status) == (status is None or status == 500) for _, status, _ in reported)
+    assert window.last_error is not None and "HTTP" not in window.last_error   # the refused connection, last
+
+
+def test_an_observer_that_raises_does_not_stop_the_traffic(dns_zone, regions):
+    def broken(*_: object) -> None:
+        raise RuntimeError("observer bug")
+
+    traffic = _traffic(dns_zone, regions, rate=100.0, duration_s=0.5, threads=2, on_request=broken)
+    traffic.start()
+    _until_done(traffic, 10)
+    assert traffic.progress().sent == 50 - traffic.progress().skipped_slots
+    assert all(e["ok"] for e in traffic.events())
 
 
 def test_stop_ends_a_run_without_duration_and_unrecorded_mode_keeps_counters(dns_zone, regions):

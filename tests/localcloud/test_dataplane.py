@@ -27,6 +27,7 @@ from gameday.localcloud.apigateway.dataplane import DataPlane, integration_timeo
 from gameday.localcloud.awslambda.runtime import LambdaRuntime
 from gameday.localcloud.motoglue.server import AwsEndpoint
 from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
+from tests.support.lambda_updates import update_configuration
 
 REGIONS = ("eu-west-1", "us-east-1")
 TABLE = "DataPlaneItems"
@@ -180,7 +181,7 @@ class Cloud:
         return f"http://{self.ctx.region(region).address}:{self.ctx.data_plane_port}/prod{path}"
 
     def set_env(self, region: str, function: str, variables: dict[str, str]) -> None:
-        self.client("lambda", region).update_function_configuration(
+        update_configuration(self.client("lambda", region),
             FunctionName=function, Environment={"Variables": variables})
 
     def stop(self) -> None:

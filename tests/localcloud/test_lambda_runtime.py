@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from tenacity import retry, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday.localcloud.awslambda.runtime import (
@@ -28,6 +29,7 @@ from gameday.localcloud.awslambda.runtime import (
 )
 from gameday.localcloud.motoglue.server import AwsEndpoint
 from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
+from tests.support.lambda_updates import update_configuration, wait_applied
 
 REGIONS = ("eu-west-1", "us-east-1")
 CREDENTIALS = {"aws_access_key_id": "gameday-test", "aws_secret_access_key": "gameday-test"}
@@ -188,7 +190,7 @@ def test_configuration_change_takes_effect_on_next_invocation_with_a_cold_start(
     lam = cloud.client("lambda", "us-east-1")
     warm = [cloud.runtime.invoke("us-east-1", name, {"keys": ["status"]}) for _ in range(2)]
     assert [w["invocations"] for w in warm] == [1, 2] and warm[1]["first"] == {"status": "200"}
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"status": "404"}})
+    update_configuration(lam, FunctionName=name, Environment={"Variables": {"status": "404"}})
     cold = cloud.runtime.invoke("us-east-1", name, {"keys": ["status"]})
     assert cold["first"] == {"status": "404"}
     assert cold["invocations"] == 1 and cold["module"] != warm[1]["module"]  # a fresh execution environment
@@ -196,11 +198,40 @@ def test_configuration_change_takes_effect_on_next_invocation_with_a_cold_start(
     assert cloud.runtime.invoke("us-east-1", name, {"sleep_s": 0}) == {"slept": 0}
 
 
+def test_an_update_is_in_progress_before_it_takes_effect_and_refuses_a_second_one(cloud: Cloud) -> None:
+    # As on Lambda: accepted at once, applied later. Until then GetFunctionConfiguration shows the
+    # new values InProgress, invocations keep the old environment, and another update is refused.
+    name = cloud.function("us-east-1", ENV_PROBE, env={"status": "200"})
+    lam = cloud.client("lambda", "us-east-1")
+    cloud.runtime.invoke("us-east-1", name, {"keys": ["status"]})   # warm: the old environment answers at once
+    default = cloud.ctx.settings.lambda_update_s
+    cloud.ctx.settings.lambda_update_s = 300.0   # 3 s at scale 0.01: the checks below fit a loaded machine
+    try:
+        accepted = lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"status": "404"}})
+        started = time.monotonic()
+        during = lam.get_function_configuration(FunctionName=name)
+        old = cloud.runtime.invoke("us-east-1", name, {"keys": ["status"]})
+        with pytest.raises(ClientError) as refused:
+            lam.update_function_configuration(FunctionName=name, Description="meanwhile")
+        in_progress_for = time.monotonic() - started
+    finally:
+        cloud.ctx.settings.lambda_update_s = default
+    assert in_progress_for < 3.0, f"the checks took {in_progress_for:.2f} s: longer than the update lasts"
+    assert accepted["LastUpdateStatus"] == "InProgress" and during["LastUpdateStatus"] == "InProgress"
+    assert during["Environment"]["Variables"] == {"status": "404"}
+    assert old["first"] == {"status": "200"}, "an update in progress already took effect"
+    assert refused.value.response["Error"]["Code"] == "ResourceConflictException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    applied = wait_applied(lam, name)
+    assert applied["LastUpdateStatus"] == "Successful" and time.monotonic() - started >= in_progress_for
+    assert cloud.runtime.invoke("us-east-1", name, {"keys": ["status"]})["first"] == {"status": "404"}
+
+
 def test_published_version_keeps_its_configuration(cloud: Cloud) -> None:
     name = cloud.function("eu-west-1", ENV_PROBE, env={"status": "200"})
     lam = cloud.client("lambda", "eu-west-1")
     version = lam.publish_version(FunctionName=name)["Version"]
-    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"status": "404"}})
+    update_configuration(lam, FunctionName=name, Environment={"Variables": {"status": "404"}})
     pinned = cloud.runtime.invoke("eu-west-1", f"{name}:{version}", {"keys": ["status"]})
     latest = cloud.runtime.invoke("eu-west-1", name, {"keys": ["status"]})
     assert pinned["first"] == {"status": "200"} and pinned["version"] == version
@@ -210,13 +241,13 @@ def test_published_version_keeps_its_configuration(cloud: Cloud) -> None:
 def test_environment_change_is_recorded_as_key_names_only(cloud: Cloud) -> None:
     name = cloud.function("eu-west-1", ENV_PROBE, env={"status": "200", "keep": "same", "gone": "x"})
     since = cloud.ctx.truth.events()[-1]["seq"] if cloud.ctx.truth.events() else 0
-    cloud.client("lambda", "eu-west-1").update_function_configuration(
+    update_configuration(cloud.client("lambda", "eu-west-1"),
         FunctionName=name, Environment={"Variables": {"status": "secret-404", "keep": "same", "added": "y"}})
     events = [e for e in cloud.ctx.truth.events(since=since, kind="lambda_config") if e["function"] == name]
     assert len(events) == 1
     assert events[0]["region"] == "eu-west-1" and events[0]["keys_changed"] == ["added", "gone", "status"]
     assert "secret-404" not in json.dumps(events)
-    cloud.client("lambda", "eu-west-1").update_function_configuration(FunctionName=name, Description="no env change")
+    update_configuration(cloud.client("lambda", "eu-west-1"), FunctionName=name, Description="no env change")
     assert [e for e in cloud.ctx.truth.events(since=events[0]["seq"], kind="lambda_config") if e["function"] == name] == []
 
 

@@ -38,6 +38,7 @@ from cryptography import x509
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from gameday.localcloud.process.launcher import LocalCloud
+from tests.support.lambda_updates import update_configuration
 
 REGIONS = ["eu-west-1", "us-east-1"]
 
@@ -404,12 +405,12 @@ def test_failover_over_https_checks_moves_the_alias_answer(desc: dict[str, Any])
             with attempt:
                 assert answer() == expected
 
-    lam.update_function_configuration(FunctionName=function, Environment={"Variables": {**original, "status": "500"}})
+    update_configuration(lam, FunctionName=function, Environment={"Variables": {**original, "status": "500"}})
     try:
         wait_for([us["address"]])
         host, port = dns_server(desc)
         assert a_records(dns.query.tcp(dns.message.make_query(desc["domain"], "A"), host, port=port,
                                        timeout=3)) == [us["address"]]
     finally:
-        lam.update_function_configuration(FunctionName=function, Environment={"Variables": original})
+        update_configuration(lam, FunctionName=function, Environment={"Variables": original})
     wait_for([eu["address"]])

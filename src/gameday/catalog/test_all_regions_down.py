@@ -41,7 +41,7 @@ def _regions_are(dep: Deployment, regions: set[str]) -> Callable[[list[str]], bo
 def _routing_decision(session, dep: Deployment, client: str | None) -> dns_answers.Fetch:
     """TestDNSAnswer as a client in `client`'s region (its client subnet) would be answered."""
     testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), dep)
-    return testdns.fetcher(client_subnet=dep.region(client).client_address if client else None)
+    return testdns.fetcher_for_client_in(dep.region(client)) if client else testdns.fetcher()
 
 
 def _expected(dep, client_region: str | None) -> list[str]:
@@ -58,13 +58,15 @@ def test_all_regions_down(gameday_for_routing, routing: str) -> None:
     session = gameday_for_routing(routing)
     dep = session.deployment
     poll_s = session.poll_s
-    clients = [r.name for r in dep.regions if r.client_address] if routing == "latency" else [None]
+    clients = [r.name for r in dep.regions if r.client_address or r.client_network] \
+        if routing == "latency" else [None]
     run = RunRecord(scenario=f"all_regions_down_{routing}", failed_region="all")
     with reported_scenario(session, run, feature="All regions down",
                            story=f"Every health check fails: {routing} routing answers as documented"), \
             categorised_failures(run):
         if routing == "latency" and not clients:
-            raise fail(run, Category.HARNESS_ERROR, "latency routing: no region has a client_address to ask as")
+            raise fail(run, Category.HARNESS_ERROR, "latency routing: no region has a client_network or "
+                                                      "client_address to ask as")
         with reporting.phase("steady state") as entry:
             entry.update(health=wait_all_healthy(session, poll_s))
             dns_answers.region_map(dep, session.resolver, refresh=True)

@@ -23,6 +23,7 @@ import pytest
 
 from gameday.errors import Category
 from gameday.faults.concurrency import ThrottleFunction
+from gameday.faults.watch import own_traffic
 from gameday.gamedays.scenario_report import reported_scenario
 from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_all_healthy, wait_for
 from gameday.load.global_client import GlobalClient
@@ -60,7 +61,7 @@ def test_blind_spot_put_throttled_health_ok(gameday) -> None:
             entry.update(health=wait_all_healthy(gameday, poll_s),
                          dns_regions=dns_answers.mapped_regions(dep, steady_answer, what="TestDNSAnswer"))
         client = GlobalClient.from_deployment(dep, dns_mode="ttl")
-        traffic = Traffic(client, rate=RATE, write_ratio=0.5, threads=8)
+        traffic = Traffic(client, rate=RATE, write_ratio=0.5, threads=8, on_request=own_traffic(dep).report)
         health_seen: list[dict] = []
         dns_seen: list[dict] = []
         try:

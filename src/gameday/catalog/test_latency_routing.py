@@ -48,7 +48,7 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
     # The routing decision for a client in each region: TestDNSAnswer with that region's client subnet
     # (resolvers on the way usually drop a client's EDNS0 subnet; Route 53's own answer does not).
     testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), dep)
-    fetch = {c: testdns.fetcher(client_subnet=dep.region(c).client_address) for c in clients}
+    fetch = {c: testdns.fetcher_for_client_in(dep.region(c)) for c in clients}
     hc = dep.region(failed_region).health_check_id
 
     def answered(c: str) -> list[str]:

@@ -1,8 +1,11 @@
 """`gameday plan` (also `gameday run --dry-run`): resolve the deployment, check every precondition
 with read-only calls, and print for each selected game day the faults it would inject, its phases'
-budgets and the AWS actions it would call. It changes nothing.
+budgets and the AWS actions it would call, and check with iam:SimulatePrincipalPolicy that the
+caller may call each of them on its resource. It changes nothing.
 
-A failing precondition is one line naming it, exit 2.
+A failing precondition, or a refused permission (naming the action and the resource), is one line,
+exit 2. When the simulation itself is refused or impossible (root credentials), a warning says the
+permissions were not checked, and the plan goes on.
 """
 
 from __future__ import annotations
@@ -54,90 +57,186 @@ def _scratch() -> Iterator[Path]:
         yield Path(folder)
 
 
-def preconditions(deployment: Any, clients: Any) -> tuple[dict[str, str], str]:
-    """Read-only checks, each one line; UsageError naming the first that fails. Returns the checks
-    passed and the account id."""
+def _client_call(what: str, fn: Any, **kwargs: Any) -> Any:
+    """One read-only call; UsageError naming `what` and AWS's error when it fails."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    done: dict[str, str] = {}
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise UsageError(f"plan: {what}: {error.get('Code', 'error')}: {error.get('Message', exc)}") from None
+    except BotoCoreError as exc:
+        raise UsageError(f"plan: {what}: {exc}") from None
 
-    def call(what: str, fn: Any, **kwargs: Any) -> Any:
+
+def caller_identity(deployment: Any, clients: Any) -> tuple[str, str]:
+    """(account id, caller ARN) from sts:GetCallerIdentity (needs no permission)."""
+    identity = _client_call("credentials (sts:GetCallerIdentity)",
+                            clients.client("sts", deployment.regions[0].name).get_caller_identity)
+    return str(identity["Account"]), str(identity.get("Arn", "?"))
+
+
+def preconditions(deployment: Any, clients: Any, account: str, caller: str,
+                  granted: set[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """Read-only checks, each one line; UsageError naming the first that fails. A read the run
+    itself never makes (an (action, ARN) not in `granted`) that is refused is left unchecked, not
+    failed: a least-privilege runner may not make it. Returns the checks passed and those left."""
+    done: dict[str, str] = {"credentials": f"account {account}, {caller}"}
+    unchecked: list[str] = []
+
+    def call(what: str, action: str, arn: str, fn: Any, **kwargs: Any) -> Any:
         try:
-            return fn(**kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise UsageError(f"plan: {what}: {error.get('Code', 'error')}: {error.get('Message', exc)}") from None
-        except BotoCoreError as exc:
-            raise UsageError(f"plan: {what}: {exc}") from None
+            return _client_call(what, fn, **kwargs)
+        except UsageError as exc:
+            if (action, arn) in granted or "AccessDenied" not in str(exc):
+                raise
+            unchecked.append(f"{what} ({action})")
+            return None
 
-    first = deployment.regions[0].name
-    identity = call("credentials (sts:GetCallerIdentity)", clients.client("sts", first).get_caller_identity)
-    account = str(identity["Account"])
-    done["credentials"] = f"account {account}, {identity.get('Arn', '?')}"
+    def arn(service: str, region: str, resource: str) -> str:
+        return f"arn:aws:{service}:{region}:{account}:{resource}"
+
     for region in deployment.regions:
         lam = clients.client("lambda", region.name)
+        read = []
         for name in (region.functions.health, region.functions.put, region.functions.get):
-            config = call(f"function {name} ({region.name})", lam.get_function_configuration, FunctionName=name)
+            config = call(f"function {name} ({region.name})", "lambda:GetFunctionConfiguration",
+                          arn("lambda", region.name, f"function:{name}"), lam.get_function_configuration,
+                          FunctionName=name)
+            if config is None:
+                continue
+            read.append(name)
             if "Error" in (config.get("Environment") or {}):
                 raise UsageError(f"plan: function {name} ({region.name}): its environment cannot be read "
                                  f"({config['Environment']['Error'].get('ErrorCode')}); a flip would wipe it")
-        done[f"functions {region.name}"] = ", ".join((region.functions.health, region.functions.put,
-                                                      region.functions.get))
-        check = call(f"health check {region.health_check_id} ({region.name})", clients.route53().get_health_check,
-                     HealthCheckId=region.health_check_id)["HealthCheck"]["HealthCheckConfig"]
-        done[f"health check {region.name}"] = (f"{check.get('Type')} {check.get('ResourcePath', '/')}, every "
-                                               f"{check.get('RequestInterval', 30)} s, threshold "
-                                               f"{check.get('FailureThreshold', 3)}")
-        table = call(f"table {deployment.table.name} ({region.name})", clients.client("dynamodb", region.name)
-                     .describe_table, TableName=deployment.table.name)["Table"]
-        version = table.get("GlobalTableVersion") or "2017.11.29"
-        if version != deployment.table.version:
-            raise UsageError(f"plan: table {deployment.table.name} ({region.name}): version {version}, the "
-                             f"description says {deployment.table.version}")
-        done[f"table {region.name}"] = f"{deployment.table.name}, version {version}"
-    records = call(f"records of {deployment.domain}", clients.route53().list_resource_record_sets,
-                   HostedZoneId=deployment.hosted_zone_id, StartRecordName=deployment.domain)
-    checked = {r.get("HealthCheckId") for r in records.get("ResourceRecordSets", [])
-               if r.get("Name", "").rstrip(".").lower() == deployment.domain.rstrip(".").lower()}
-    missing = [r.name for r in deployment.regions if r.health_check_id not in checked]
-    if missing:
-        raise UsageError(f"plan: records of {deployment.domain}: no record carries the health check of "
-                         f"{', '.join(missing)}")
-    done["records"] = f"{deployment.domain}: one record per region, each with its health check"
-    return done, account
+        if read:
+            done[f"functions {region.name}"] = ", ".join(read)
+        got = call(f"health check {region.health_check_id} ({region.name})", "route53:GetHealthCheck",
+                   f"arn:aws:route53:::healthcheck/{region.health_check_id}", clients.route53().get_health_check,
+                   HealthCheckId=region.health_check_id)
+        if got is not None:
+            check = got["HealthCheck"]["HealthCheckConfig"]
+            done[f"health check {region.name}"] = (f"{check.get('Type')} {check.get('ResourcePath', '/')}, every "
+                                                   f"{check.get('RequestInterval', 30)} s, threshold "
+                                                   f"{check.get('FailureThreshold', 3)}")
+        described = call(f"table {deployment.table.name} ({region.name})", "dynamodb:DescribeTable",
+                         arn("dynamodb", region.name, f"table/{deployment.table.name}"),
+                         clients.client("dynamodb", region.name).describe_table, TableName=deployment.table.name)
+        if described is not None:
+            version = described["Table"].get("GlobalTableVersion") or "2017.11.29"
+            if version != deployment.table.version:
+                raise UsageError(f"plan: table {deployment.table.name} ({region.name}): version {version}, the "
+                                 f"description says {deployment.table.version}")
+            done[f"table {region.name}"] = f"{deployment.table.name}, version {version}"
+    records = call(f"records of {deployment.domain}", "route53:ListResourceRecordSets",
+                   f"arn:aws:route53:::hostedzone/{deployment.hosted_zone_id}",
+                   clients.route53().list_resource_record_sets, HostedZoneId=deployment.hosted_zone_id,
+                   StartRecordName=deployment.domain)
+    if records is not None:
+        checked = {r.get("HealthCheckId") for r in records.get("ResourceRecordSets", [])
+                   if r.get("Name", "").rstrip(".").lower() == deployment.domain.rstrip(".").lower()}
+        missing = [r.name for r in deployment.regions if r.health_check_id not in checked]
+        if missing:
+            raise UsageError(f"plan: records of {deployment.domain}: no record carries the health check of "
+                             f"{', '.join(missing)}")
+        done["records"] = f"{deployment.domain}: one record per region, each with its health check"
+    return done, unchecked
 
 
-def build_plans(args: argparse.Namespace, deployment_path: Path) -> tuple[str, list[Any], dict[str, Any]]:
+def permissions(clients: Any, region: str, caller: str, actions: list[tuple[str, str]]) -> tuple[str, str]:
+    """The caller's permissions for every (action, resource) of the run, by iam:SimulatePrincipalPolicy
+    for its user or role: ("ok", detail), or ("warning", why they were not checked). UsageError
+    naming the first action and resource refused."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from gameday.safety import plan
+
+    source, why = plan.simulation_source(caller)
+    if source is None:
+        return "warning", why
+    try:
+        refused = plan.simulate(clients.client("iam", region), source, actions)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        return "warning", (f"{plan.SIMULATE_ACTION} on {source}: {error.get('Code', 'error')}: "
+                           f"{error.get('Message', exc)}")
+    except BotoCoreError as exc:
+        return "warning", f"{plan.SIMULATE_ACTION} on {source}: {exc}"
+    denied = [r for r in refused if not r.missing_context]
+    if denied:
+        first = denied[0]
+        more = f"; {len(denied) - 1} more refused" if len(denied) > 1 else ""
+        whose = "" if source == caller else f" for {source}"
+        raise UsageError(f"plan: permissions: {caller} may not call {first.action} on {first.resource} "
+                         f"({first.decision}{whose}{more})")
+    if refused:
+        first = refused[0]
+        return "warning", (f"{first.action} on {first.resource}: its policy's conditions need "
+                           f"{', '.join(first.missing_context)}, which the simulator was not given")
+    count = len({action for action, _ in actions} - plan.NO_PERMISSION_NEEDED)
+    return "ok", f"{source} may call the {count} actions of the run on their resources ({plan.SIMULATE_ACTION})"
+
+
+def build_plans(args: argparse.Namespace, deployment_path: Path,
+                check_permissions: bool = False) -> tuple[str, list[Any], dict[str, Any]]:
+    """The rendered plan, the plans and the policy the selection needs. With check_permissions
+    (plan, run --dry-run; never policy, which is how one learns what to grant), the caller's
+    permissions are checked first: a refusal is a UsageError, an unchecked one a warning on stderr."""
+    import sys
+
     from gameday.aws import AwsClients
     from gameday.deployment import load_deployment
     from gameday.safety import plan
 
     deployment = load_deployment(deployment_path)
     clients = AwsClients(deployment)
-    done, account = preconditions(deployment, clients)
-    check = plan.check_config(clients, deployment.regions[0].health_check_id)
-    plans = []
+    account, caller = caller_identity(deployment, clients)
+    selected = selected_tests(args, deployment_path)
+    scenarios = []
     all_actions: list[tuple[str, str]] = []
-    for test, region in selected_tests(args, deployment_path):
+    for test, region in selected:
         faults = plan.scenario_faults(test)
         scenario = plan.ScenarioPlan(scenario=test, failed_region=region)
-        scenario.faults = plan.describe_faults(clients, deployment, faults, region)
-        scenario.phases = plan.plan_phases(check, deployment.record_ttl_s)
-        scenario.actions = plan.actions_for(deployment, account, faults, region)
+        scenario.actions = plan.actions_for(deployment, account, faults, region, plan.scenario_observation(test))
         all_actions += scenario.actions
+        scenarios.append((scenario, faults))
+    checked = None
+    if check_permissions and all_actions:
+        outcome, detail = permissions(clients, deployment.regions[0].name, caller, all_actions)
+        if outcome == "ok":
+            checked = detail
+        else:
+            print(f"gameday plan: warning: permissions not checked: {detail}", file=sys.stderr)
+    done, unchecked = preconditions(deployment, clients, account, caller, set(all_actions))
+    if checked is not None:
+        done["permissions"] = checked
+    if unchecked:
+        print(f"gameday plan: warning: not checked (the run never makes these reads, and they were refused): "
+              f"{'; '.join(unchecked)}", file=sys.stderr)
+    check = plan.check_config(clients, deployment.regions[0].health_check_id)
+    plans = []
+    for scenario, faults in scenarios:
+        scenario.faults = plan.describe_faults(clients, deployment, faults, scenario.failed_region)
+        scenario.phases = plan.plan_phases(check, deployment.record_ttl_s)
         plans.append(scenario)
-    return plan.render(plans, done), plans, plan.policy_document(all_actions)
+    return (plan.render(plans, done), plans,
+            plan.policy_document(all_actions, lease=plan.lease_arn(deployment, account)))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     with _deployment(args) as path:
-        text, plans, _ = build_plans(args, path)
+        text, plans, _ = build_plans(args, path, check_permissions=True)
     print(text)
     print(f"\ngameday plan: {len(plans)} game day(s); nothing was changed")
     return 0
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
+    import sys
+
+    from gameday.safety.plan import SIMULATE_ACTION
+
     with _deployment(args) as path:
         _, _, document = build_plans(args, path)
     if getattr(args, "cfn", False):
@@ -150,6 +249,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
         print(f"gameday policy: written to {args.out}")
     else:
         print(text)
+    print(f"gameday policy: `gameday plan` also checks these permissions when the caller may call "
+          f"{SIMULATE_ACTION} on its own user or role (optional; the run never calls it)", file=sys.stderr)
     return 0
 
 

@@ -33,7 +33,7 @@ from gameday.errors import RollbackFailed, ScenarioStopped
 from gameday.faults import marks
 from gameday.faults.journal_file import Journal
 from gameday.faults.signals import SigtermRaises, Terminated, signals_deferred
-from gameday.faults.watch import FaultWatch
+from gameday.faults.watch import FaultWatch, own_traffic
 from gameday.records import Phase, RunRecord
 
 if TYPE_CHECKING:
@@ -70,11 +70,13 @@ class JournalledFault:
         self._on_event = on_event
         self._sigterm = SigtermRaises()
         self._active: AbstractContextManager[Phase] | None = None
+        self._active_phase: Phase | None = None
         self._restored = False
         self._restore_lock = threading.Lock()
         self._watch: FaultWatch | None = None
         self._marked_arn: str | None = None
         self._injected_at: float | None = None
+        self._change_sent_at: float | None = None
         self.entry: dict[str, Any] | None = None
         self.before: dict[str, Any] | None = None
         self.restored_at: float | None = None
@@ -125,7 +127,15 @@ class JournalledFault:
         """Journal the state before, then change it. Override (calling `journal_before` after each
         read) when the change is a conditional write that may be re-read and retried."""
         self.journal_before(self.snapshot())
+        self.change_sent()
         self.inject()
+
+    def change_sent(self) -> None:
+        """Call right before the request that makes the change: the fault starts when it was asked
+        for. AWS applies a change some time after accepting it (a Lambda update is InProgress
+        first), so marking the fault only once the change is confirmed would shorten every
+        figure measured from it."""
+        self._change_sent_at = time.time()
 
     def journal_before(self, before: dict[str, Any]) -> dict[str, Any]:
         """Journal `before` as what the restore puts back: a new entry the first time (refused with
@@ -161,7 +171,7 @@ class JournalledFault:
     # -- the injected fault --------------------------------------------------------------
     @property
     def injected_at(self) -> float:
-        """time.time() when the change was applied (the fault's mark)."""
+        """time.time() when the change was requested (the fault's mark; see `change_sent`)."""
         if self._injected_at is None:
             raise RuntimeError(f"{self.fault_name} in {self.region.name} is not injected")
         return self._injected_at
@@ -177,17 +187,20 @@ class JournalledFault:
             with self.record.phase("inject") as phase:
                 self._mark()
                 self.apply()
-                self._injected_at = time.time()
+                applied_at = time.time()
+                self._injected_at = self._change_sent_at if self._change_sent_at is not None else applied_at
                 assert self.entry is not None, f"{type(self).__name__}.apply() did not journal the change"
                 after = self.after()
-                self.journal.update(self.entry, times={"injected": self._injected_at},
+                self.journal.update(self.entry, times={"injected": self._injected_at, "applied": applied_at},
                                     **({"after": after} if after is not None else {}))
-                phase.output = self.inject_output()
-            self._emit("fault_injected", {"t": self._injected_at})
+                phase.output = {**self.inject_output(),
+                                "applied_after_s": round(applied_at - self._injected_at, 4)}
+            self._emit("fault_injected", {"t": self._injected_at, "applied_at": applied_at})
             self._watch = FaultWatch(self.deployment.guardrails, restore=self.restore,
                                      time_scale=self.deployment.time_scale, poll_s=self.poll_s,
                                      cloudwatch=lambda region: self.clients.client("cloudwatch", region),
-                                     describe=f"{self.describe()} in {self.region.name}").start()
+                                     describe=f"{self.describe()} in {self.region.name}",
+                                     traffic=own_traffic(self.deployment)).start()
             if self.check:
                 with self.record.phase("verify") as phase:
                     try:
@@ -198,12 +211,15 @@ class JournalledFault:
             self._finish(exc)   # restore (loudly on failure), then the original error goes on
             raise
         self._active = self.record.phase("active")
-        self._active.__enter__()
+        self._active_phase = self._active.__enter__()
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if self._active is not None:
             active, self._active = self._active, None
+            counted = self._watch.counted() if self._watch is not None else None
+            if counted is not None and self._active_phase is not None:
+                self._active_phase.output["own_traffic"] = counted   # what the error-rate condition judged
             active.__exit__(exc_type, exc, tb)
         self._finish(exc)
         return False

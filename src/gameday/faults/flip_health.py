@@ -74,7 +74,7 @@ class FlipHealth(JournalledFault):
 
         _, after = lambda_env.merge_environment(
             self.clients.lambda_(self.region.name), self.function, {STATUS_KEY: self.status},
-            budget_s=self.update_budget_s, poll_s=self.poll_s, on_read=journal)
+            budget_s=self.update_budget_s, poll_s=self.poll_s, on_read=journal, on_write=self.change_sent)
         self._after = {"fingerprint": env_fingerprint(after)}
 
     def after(self) -> dict[str, Any] | None:

@@ -93,12 +93,14 @@ def wait_until_updated(lam: Any, function: str, budget_s: float = UPDATE_BUDGET_
 def merge_environment(lam: Any, function: str, changes: dict[str, str | None], *,
                       budget_s: float = UPDATE_BUDGET_S, poll_s: float = 1.0,
                       on_read: Callable[[dict[str, str]], None] | None = None,
+                      on_write: Callable[[], None] | None = None,
                       ) -> tuple[dict[str, str], dict[str, str]]:
     """Set (value) or delete (None) the given keys, keeping every other variable.
 
     `on_read(env)` runs after each read and BEFORE the write it leads to (the journal
     hook: record the original before changing it). Returns (environment before,
-    environment written). Waits for Successful afterwards.
+    environment written). `on_write()` runs right before each write request. Waits for
+    Successful afterwards.
     """
 
     def attempt_once() -> tuple[dict[str, str], dict[str, str]]:
@@ -116,6 +118,8 @@ def merge_environment(lam: Any, function: str, changes: dict[str, str | None], *
             kwargs: dict[str, Any] = {"FunctionName": function, "Environment": {"Variables": after}}
             if config.get("RevisionId"):
                 kwargs["RevisionId"] = config["RevisionId"]
+            if on_write is not None:
+                on_write()
             lam.update_function_configuration(**kwargs)
         return before, after
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from gameday.errors import Category, ScenarioError, ScenarioFailed, categorised
 from gameday.faults.flip_health import FlipHealth
+from gameday.faults.watch import own_traffic
 from gameday.gamedays.session import GamedaySession
 from gameday.load.global_client import GlobalClient, GlobalRequestError
 from gameday.observe import dns_answers, landing, tables
@@ -158,15 +159,15 @@ class RegionFailover:
         if failed.name in self.steady_regions:
             self.run.evidence["dns_shift_source"] = "the harness's clients"
             return
-        subnet = failed.client_address
+        subnet, mask = dns_answers.client_subnet_of(failed)
         if subnet:
-            fetch = self.testdns.fetcher(client_subnet=subnet)
+            fetch = self.testdns.fetcher_with_mask(subnet, mask)
             regions = dns_answers.regions_in(self.dep, fetch())
             if failed.name in regions:
                 resolver = Resolver.from_deployment(self.dep, cache=True)
                 self.shift_now = fetch
                 self.shift_client = dns_answers.resolver_fetcher(resolver, self.dep.domain, region=failed.name)
-                self.run.evidence["dns_shift_source"] = f"a client in {failed.name} (client subnet {subnet})"
+                self.run.evidence["dns_shift_source"] = f"a client in {failed.name} (client subnet {subnet}{'/' + str(mask) if mask else ''})"
                 return
         self.shift_now = self.shift_client = None
         self.run.evidence["dns_shift_not_applicable"] = (
@@ -224,10 +225,13 @@ class RegionFailover:
         with reporting.phase("write through the global domain") as entry:
             item_id = new_item_id()
             body = {"id": item_id, "name": f"{ITEM_NAME_PREFIX}-{self.failed.name}-down"}
+            feed = own_traffic(self.dep)   # the error-rate stop condition counts the game day's own requests
             try:
                 response = self.client.post("/item", json=body)
             except GlobalRequestError as exc:
+                feed.report(time.time(), None, str(exc))
                 raise ScenarioFailed(Category.WRITE_FAILED, f"POST {self.dep.global_url}/item got no answer: {exc}") from exc
+            feed.report(time.time(), response.status)
             served_by = response.served_by
             self.run.survivor = response.region
             self.run.evidence["write"] = {"request": body, "status": response.status, "served_by": served_by,
@@ -265,7 +269,13 @@ class RegionFailover:
 
     def _read_back(self, item_id: int) -> None:
         with reporting.phase("read back through the global domain") as entry:
-            response = self.client.get(f"/item/{item_id}")
+            feed = own_traffic(self.dep)
+            try:
+                response = self.client.get(f"/item/{item_id}")
+            except GlobalRequestError as exc:
+                feed.report(time.time(), None, str(exc))
+                raise
+            feed.report(time.time(), response.status)
             entry.update(status=response.status, served_by=response.served_by)
             self.run.evidence["read_back"] = {"status": response.status, "served_by": response.served_by,
                                               "body": response.response.text[:500]}

@@ -14,6 +14,10 @@ until a configured number of writes were acknowledged, then stops and proves whe
   events and the failover's marks (`metrics.summarize`), checked against the SLOs of the
   deployment file and the command line / environment.
 
+Every request of the traffic is also reported to `own_traffic(deployment)`: while the fault is in
+place, the guardrails' error-rate stop condition judges what these clients see (5xx, 429 and no
+answer count as errors; other 4xx are the request's own fault).
+
 Why the sampler wraps the client instead of reading the traffic's records: it learns of each
 acknowledgement as it happens (no copying of a growing event list), without changing Traffic.
 """
@@ -33,6 +37,7 @@ from tenacity import wait_exponential
 
 from gameday import timing
 from gameday.errors import Category, GamedayError, ScenarioFailed, UsageError
+from gameday.faults.watch import own_traffic
 from gameday.gamedays.failover import RegionFailover
 from gameday.gamedays.session import GamedaySession
 from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_for
@@ -441,7 +446,7 @@ class FailoverUnderLoad:
         client = GlobalClient.from_deployment(self.dep, dns_mode=st.dns_mode, pool_maxsize=max(8, st.threads))
         self.sampler = LagSampler(self.s, every=st.lag_every())
         self.traffic = Traffic(ObservedClient(client, self.sampler.offer), rate=st.rate, write_ratio=st.write_ratio,
-                               threads=st.threads)
+                               threads=st.threads, on_request=own_traffic(self.dep).report)
         self.run.evidence["load"] = {"rate": st.rate, "write_ratio": st.write_ratio, "threads": st.threads,
                                      "acked_writes_target": st.acked_writes, "dns_mode": st.dns_mode,
                                      "lag_sample_every": st.lag_every()}

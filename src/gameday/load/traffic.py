@@ -10,6 +10,10 @@ worker was stuck) is skipped and counted, rather than fired in a burst.
 Each request becomes one traffic event: t_start, t_end
 (time.time()), op, ok, status, latency_s, region (the region the address it went to belongs to,
 from the deployment's region map, else the address), item_id, error, address. Every acknowledged write (a 2xx to a put) is tracked by id.
+
+`on_request(t_end, status, error)` hears of every request as it ends (status None: no answer), from
+the worker's thread: how a fault's stop conditions learn what the game day's own clients see. It must
+be cheap and thread-safe; an exception from it is dropped (an observer never stops the traffic).
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ ID_SLOT_BITS = 24  # 16.7 M ids per run; a run's base is random, so runs never s
 def new_id_base() -> int:
     """A random base below 2**53 (ids stay exact in any JSON reader), 2**24 ids apart from other runs."""
     return secrets.randbelow(2 ** (53 - ID_SLOT_BITS)) << ID_SLOT_BITS
+
+
+RequestObserver = Callable[[float, int | None, str | None], None]   # (t_end, HTTP status or None, error)
 
 
 class Client(Protocol):
@@ -88,6 +95,7 @@ class Traffic:
         max_lag_s: float = 1.0,
         put_path: str = PUT_PATH,
         get_path: str = GET_PATH,
+        on_request: RequestObserver | None = None,
     ) -> None:
         if not rate > 0:
             raise UsageError(f"rate: expected requests per second > 0, got {rate!r}")
@@ -109,6 +117,7 @@ class Traffic:
         self.max_lag_s = float(max_lag_s)
         self.put_path = put_path
         self.get_path = get_path
+        self.on_request = on_request
         self._events: list[dict[str, Any]] = []
         self._acked: dict[int, str | None] = {}  # item id -> region (or address) that acknowledged it
         self._acked_order: list[int] = []
@@ -287,6 +296,11 @@ class Traffic:
             latency = time.perf_counter() - p_start
             ok, error = False, f"{type(exc).__name__}: {exc}"[:200]
         t_end = t_start + latency
+        if self.on_request is not None:
+            try:
+                self.on_request(t_end, status, error)
+            except Exception:  # noqa: BLE001, S110 - an observer never stops the traffic
+                pass
         if self.record:
             self._events.append(make_event(t_start, t_end, op, ok, status, latency, region, item_id, error, address))
         with self._lock:

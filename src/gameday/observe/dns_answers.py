@@ -8,6 +8,7 @@ Both are reduced to a list of strings and mapped to regions the same way.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +82,11 @@ class TestDNSAnswer:
     def fetcher_with_mask(self, client_subnet: str | None, mask: int | None) -> Fetch:
         return lambda: self.answer(client_subnet=client_subnet, subnet_mask=mask)
 
+    def fetcher_for_client_in(self, region: Any) -> Fetch:
+        """The answer for a client in `region` (a deployment Region): see `client_subnet_of`."""
+        subnet, mask = client_subnet_of(region)
+        return self.fetcher_with_mask(subnet, mask)
+
     @classmethod
     def for_deployment(cls, route53: Any, deployment: Deployment, record_type: str | None = None) -> TestDNSAnswer:
         """For the domain's records; their type is read from the zone (alias records are A, the
@@ -89,12 +95,27 @@ class TestDNSAnswer:
                    record_type or _record_type(route53, deployment))
 
 
+def client_subnet_of(region: Any) -> tuple[str | None, int | None]:
+    """(EDNS0ClientSubnetIP, EDNS0ClientSubnetMask) that stand for a client in `region`: its
+    `client_network` when the description names one (the network's address and its own prefix:
+    latency routing decides per network, and AWS assumes /24 when the mask is left out), else its
+    `client_address` with AWS's default mask; (None, None) when neither is known."""
+    network = getattr(region, "client_network", None)
+    if network:
+        parsed = ipaddress.ip_network(network, strict=False)
+        return str(parsed.network_address), parsed.prefixlen
+    return getattr(region, "client_address", None), None
+
+
 def _record_type(route53: Any, deployment: Deployment) -> str:
     name = deployment.domain.rstrip(".").lower()
     try:
         page = route53.list_resource_record_sets(HostedZoneId=deployment.hosted_zone_id,
                                                  StartRecordName=name, MaxItems="10")
-    except Exception:  # noqa: BLE001 - the type is a refinement; A is what alias records are
+    except Exception as exc:  # noqa: BLE001 - the type is a refinement; A is what alias records are
+        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+        if code in {"AccessDenied", "AccessDeniedException"}:
+            raise   # a missing permission is the operator's to fix, never papered over
         return "A"
     types = {r.get("Type") for r in page.get("ResourceRecordSets", [])
              if str(r.get("Name", "")).rstrip(".").lower() == name}

@@ -25,18 +25,27 @@ CATALOG: dict[str, tuple[tuple[str, str], ...]] = {
     "test_replication_paused_then_resumed": (("replication_pause", "first"),),
 }
 
-#: The AWS actions of every game day (observation), and of each fault, as (action, resource kind).
-OBSERVE_ACTIONS: tuple[tuple[str, str], ...] = (
-    ("sts:GetCallerIdentity", "*"),
-    ("route53:GetHealthCheck", "healthcheck"),
-    ("route53:GetHealthCheckStatus", "healthcheck"),
-    ("route53:TestDNSAnswer", "*"),
-    ("route53:ListResourceRecordSets", "hostedzone"),
-    ("dynamodb:GetItem", "table"),
-    ("dynamodb:BatchGetItem", "table"),
-    ("dynamodb:Query", "table"),
-    ("dynamodb:DescribeTable", "table"),
-)
+#: What game days read, by purpose, as (action, resource kind). Each catalog game day calls exactly
+#: the groups SCENARIO_OBSERVE names, so each statement of its policy is one it needs.
+_HEALTH_CONFIG = (("route53:GetHealthCheck", "healthcheck"),)            # budgets from each check's timing
+_ROUTE53_WATCH = (("route53:GetHealthCheckStatus", "healthcheck"),      # detection, recovery
+                  ("route53:TestDNSAnswer", "*"),                       # what Route 53 answers
+                  ("route53:ListResourceRecordSets", "hostedzone"))     # which answer is which region
+_LANDING = (("dynamodb:GetItem", "table"), ("dynamodb:DescribeTable", "table"))   # where a write landed
+_BULK_READ = (("dynamodb:BatchGetItem", "table"),)                      # acked writes read back in bulk
+SCENARIO_OBSERVE: dict[str, tuple[tuple[str, str], ...]] = {
+    "test_region_failover": _HEALTH_CONFIG + _ROUTE53_WATCH + _LANDING,
+    "test_failover_under_load": _HEALTH_CONFIG + _ROUTE53_WATCH + _LANDING + _BULK_READ,
+    "test_latency_routing": _HEALTH_CONFIG + _ROUTE53_WATCH,
+    "test_all_regions_down": _HEALTH_CONFIG + _ROUTE53_WATCH,
+    "test_blind_spot_put_throttled_health_ok": _HEALTH_CONFIG + _ROUTE53_WATCH,
+    "test_replication_paused_then_resumed": _HEALTH_CONFIG + _BULK_READ,
+}
+#: Every read of the public API: what a team's own game day (not in the catalog) may call.
+OBSERVE_ACTIONS: tuple[tuple[str, str], ...] = (("sts:GetCallerIdentity", "*"),) + tuple(dict.fromkeys(
+    _HEALTH_CONFIG + _ROUTE53_WATCH + _LANDING + _BULK_READ))
+#: AWS authorises these without any permission (and a Deny does not apply): no statement, no simulation.
+NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})
 #: A fault on a function reads its ARN and marks it (faults/marks.py) for as long as it is in place.
 _MARK_ACTIONS = ("lambda:GetFunction", "lambda:ListTags", "lambda:TagResource", "lambda:UntagResource")
 FAULT_ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -46,7 +55,10 @@ FAULT_ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
                      ("lambda:DeleteFunctionConcurrency", "put"), *((action, "put") for action in _MARK_ACTIONS)),
     "replication_pause": (),   # the local cloud's control endpoint, not an AWS API
 }
+#: The lease: taken (PutItem) and given back (DeleteItem) by every run, renewed (UpdateItem) by a run
+#: that outlasts a heartbeat, read (GetItem) to name the holder when it is taken. One statement.
 LEASE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem")
+LEASE_SID = "GamedayLease"
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,12 @@ def scenario_faults(test_name: str) -> tuple[tuple[str, str], ...]:
     return CATALOG.get(test_name, ())
 
 
+def scenario_observation(test_name: str) -> tuple[tuple[str, str], ...]:
+    """The reads of a catalog game day; a team's own game day may use any read of the public API."""
+    found = SCENARIO_OBSERVE.get(test_name)
+    return (("sts:GetCallerIdentity", "*"), *found) if found is not None else OBSERVE_ACTIONS
+
+
 def plan_phases(check: CheckConfig, ttl_s: float) -> list[PlannedPhase]:
     """Budgets and expected lengths in AWS seconds: detection takes about interval x threshold and
     is given twice that plus one interval; DNS follows within the TTL; recovery likewise."""
@@ -128,12 +146,18 @@ def _fault_regions(spec: str, deployment: Deployment, failed: str | None) -> lis
     return [deployment.region(failed)] if failed else list(deployment.regions)
 
 
+def lease_arn(deployment: Deployment, account: str) -> str | None:
+    if deployment.lease is None:
+        return None
+    return f"arn:aws:dynamodb:{deployment.lease.region}:{account}:table/{deployment.lease.table}"
+
+
 def actions_for(deployment: Deployment, account: str, faults: Iterable[tuple[str, str]],
-                failed: str | None) -> list[tuple[str, str]]:
-    """(action, resource ARN) for observing the deployment and for the given faults."""
+                failed: str | None, observe: Iterable[tuple[str, str]] = OBSERVE_ACTIONS) -> list[tuple[str, str]]:
+    """(action, resource ARN) for the reads `observe` names and for the given faults."""
     by_kind = arns(deployment, account)
     found: list[tuple[str, str]] = []
-    for action, kind in OBSERVE_ACTIONS:
+    for action, kind in observe:
         if kind == "*":
             found.append((action, "*"))
         elif kind == "healthcheck":
@@ -146,8 +170,8 @@ def actions_for(deployment: Deployment, account: str, faults: Iterable[tuple[str
         for region in _fault_regions(spec, deployment, failed):
             for action, kind in FAULT_ACTIONS[fault]:
                 found.append((action, by_kind[kind][region.name]))
-    if deployment.lease is not None:
-        table = f"arn:aws:dynamodb:{deployment.lease.region}:{account}:table/{deployment.lease.table}"
+    table = lease_arn(deployment, account)
+    if table is not None:
         found += [(action, table) for action in LEASE_ACTIONS]
     for alarm in deployment.guardrails.stop_conditions.alarms:
         found.append(("cloudwatch:DescribeAlarms",
@@ -155,19 +179,36 @@ def actions_for(deployment: Deployment, account: str, faults: Iterable[tuple[str
     return list(dict.fromkeys(found))
 
 
-def policy_document(actions: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """An IAM policy with one statement per action, listing its resources (least privilege)."""
-    by_action: dict[str, list[str]] = {}
+#: Actions granted in one statement: a change and its undo (so no policy allows a fault, or a fault's
+#: mark, without what takes it away again), by statement id. The lease's actions share one too.
+GRANTED_TOGETHER: dict[str, tuple[str, ...]] = {
+    "GamedayFaultMark": ("lambda:TagResource", "lambda:UntagResource"),
+    "GamedayThrottle": ("lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"),
+}
+_TOGETHER_BY_ACTION = {action: sid for sid, actions in GRANTED_TOGETHER.items() for action in actions}
+
+
+def policy_document(actions: Iterable[tuple[str, str]], lease: str | None = None) -> dict[str, Any]:
+    """An IAM policy with one statement per action, listing its resources (least privilege), except
+    that GRANTED_TOGETHER's actions, and the lease table's (`lease`, its ARN), share one. Actions
+    that need no permission are left out. Every statement is one the run cannot do without."""
+    grouped: dict[str, tuple[list[str], list[str]]] = {}   # sid -> (actions, resources)
     for action, resource in actions:
-        by_action.setdefault(action, [])
-        if resource not in by_action[action]:
-            by_action[action].append(resource)
-    statements = []
-    for action in sorted(by_action):
-        resources = sorted(by_action[action])
-        sid = "".join(part.capitalize() for part in action.replace(":", " ").split())
-        statements.append({"Sid": sid, "Effect": "Allow", "Action": action,
-                           "Resource": "*" if "*" in resources else (resources[0] if len(resources) == 1 else resources)})
+        if action in NO_PERMISSION_NEEDED:
+            continue
+        if lease is not None and resource == lease:
+            sid = LEASE_SID
+        else:
+            sid = _TOGETHER_BY_ACTION.get(action) or "".join(
+                part.capitalize() for part in action.replace(":", " ").split())
+        names, resources = grouped.setdefault(sid, ([], []))
+        names += [action] if action not in names else []
+        resources += [resource] if resource not in resources else []
+    statements: list[dict[str, Any]] = []
+    for sid, (names, resources) in sorted(grouped.items(), key=lambda item: (item[0] == LEASE_SID, item[0])):
+        listed = sorted(resources)
+        statements.append({"Sid": sid, "Effect": "Allow", "Action": names[0] if len(names) == 1 else sorted(names),
+                           "Resource": "*" if "*" in listed else (listed[0] if len(listed) == 1 else listed)})
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -195,6 +236,78 @@ def describe_faults(clients: Any, deployment: Deployment, faults: Iterable[tuple
 def check_config(clients: Any, hc_id: str) -> CheckConfig:
     config = clients.route53().get_health_check(HealthCheckId=hc_id)["HealthCheck"]["HealthCheckConfig"]
     return CheckConfig(interval_s=float(config.get("RequestInterval", 30)), threshold=int(config.get("FailureThreshold", 3)))
+
+
+# --- the permission check: iam:SimulatePrincipalPolicy for the caller, before any change ---
+
+#: What `gameday plan` needs besides the run's policy to check it (never part of that policy).
+SIMULATE_ACTION = "iam:SimulatePrincipalPolicy"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    action: str
+    resource: str
+    decision: str                 # implicitDeny | explicitDeny
+    missing_context: tuple[str, ...] = ()   # condition keys the simulator was not given: undecided
+
+
+def simulation_source(caller_arn: str) -> tuple[str | None, str]:
+    """The IAM entity whose policies authorise the caller (GetCallerIdentity's Arn): a user as it is,
+    an assumed-role session's role (arn:...:iam::ACCT:role/ROLE); None with the reason when the
+    simulator has nothing to simulate (the root user, a federated user, a service)."""
+    parts = caller_arn.split(":", 5)
+    if len(parts) != 6 or parts[0] != "arn":
+        return None, f"the caller {caller_arn!r} is not an ARN"
+    partition, service, account, resource = parts[1], parts[2], parts[4], parts[5]
+    if service == "iam" and resource == "root":
+        return None, "root credentials (no policy applies to the root user; run as an IAM role or user)"
+    if service == "iam" and resource.startswith("user/"):
+        return caller_arn, ""
+    if service == "sts" and resource.startswith("assumed-role/") and resource.count("/") >= 2:
+        return f"arn:{partition}:iam::{account}:role/{resource.split('/')[1]}", ""
+    return None, f"the simulator cannot simulate {caller_arn} (only IAM users and roles)"
+
+
+def simulation_batches(actions: Iterable[tuple[str, str]]) -> list[tuple[list[str], list[str]]]:
+    """(action names, resource ARNs) per call: the simulator evaluates each action on each resource,
+    so actions on the same resources share a call. ["*"] means no ResourceArns (the default)."""
+    by_action: dict[str, list[str]] = {}
+    for action, resource in actions:
+        if action not in NO_PERMISSION_NEEDED:
+            found = by_action.setdefault(action, [])
+            found += [resource] if resource not in found else []
+    by_resources: dict[tuple[str, ...], list[str]] = {}
+    for action, resources in by_action.items():
+        by_resources.setdefault(tuple(sorted(resources)), []).append(action)
+    return [(names, list(resources)) for resources, names in by_resources.items()]
+
+
+def refusals(results: Iterable[Mapping[str, Any]]) -> list[Refusal]:
+    """Every (action, resource) an EvaluationResults list does not allow. Read per resource from
+    ResourceSpecificResults when present (one result per action), else from the result itself
+    (one result per action and resource, as the simulator answered before)."""
+    found = []
+    for result in results:
+        action = str(result.get("EvalActionName", "?"))
+        for detail in result.get("ResourceSpecificResults") or [result]:
+            decision = str(detail.get("EvalResourceDecision") or detail.get("EvalDecision") or "implicitDeny")
+            if decision != "allowed":
+                found.append(Refusal(action, str(detail.get("EvalResourceName") or result.get("EvalResourceName")
+                                                 or "*"), decision, tuple(detail.get("MissingContextValues") or ())))
+    return found
+
+
+def simulate(iam: Any, source: str, actions: Iterable[tuple[str, str]]) -> list[Refusal]:
+    """The refusals of iam:SimulatePrincipalPolicy for `source` over `actions` (read-only)."""
+    found: list[Refusal] = []
+    for names, resources in simulation_batches(actions):
+        request: dict[str, Any] = {"PolicySourceArn": source, "ActionNames": names}
+        if resources != ["*"]:
+            request["ResourceArns"] = resources
+        for page in iam.get_paginator("simulate_principal_policy").paginate(**request):
+            found += refusals(page.get("EvaluationResults") or [])
+    return found
 
 
 def render(plans: Iterable[ScenarioPlan], preconditions: Mapping[str, str]) -> str:

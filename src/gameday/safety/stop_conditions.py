@@ -10,7 +10,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,53 @@ class Tripped:
                f"{self.detail}"
 
 
+def hurts_users(status: int | None) -> bool:
+    """Whether a request's outcome counts against the error rate: no answer (connection refused or
+    reset, timeout), a 5xx, or a 429 (the backend turned the user away). Other 4xx answers are the
+    request's own fault (a bad id, a route the client got wrong): not the backend hurting users."""
+    return status is None or status >= 500 or status == 429
+
+
+class RequestWindow:
+    """The game day's own requests over the last `window_s` seconds (already scaled), fed from any
+    thread. Counts are kept as requests arrive and leave the window, so adding one and reading the
+    rate are both O(1) (amortised): the traffic pays a lock and an append per request."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.sent_total = 0
+        self.failed_total = 0
+        self.last_error: str | None = None
+        self._seen: deque[tuple[float, bool]] = deque()
+        self._failed = 0
+        self._lock = threading.Lock()
+
+    def add(self, t_end: float, status: int | None, error: str | None = None) -> None:
+        """One request ended at `t_end` (time.time()) with `status` (None: no answer)."""
+        failed = hurts_users(status)
+        with self._lock:
+            self._seen.append((t_end, failed))
+            self.sent_total += 1
+            if failed:
+                self._failed += 1
+                self.failed_total += 1
+                self.last_error = error or (f"HTTP {status}" if status is not None else "no answer")
+            self._expire(t_end)
+
+    def counts(self, now: float | None = None) -> tuple[int, int]:
+        """(requests, failed) that ended within the window before `now`."""
+        with self._lock:
+            self._expire(time.time() if now is None else now)
+            return len(self._seen), self._failed
+
+    def _expire(self, now: float) -> None:
+        oldest = now - self.window_s
+        seen = self._seen
+        while seen and seen[0][0] < oldest:
+            if seen.popleft()[1]:
+                self._failed -= 1
+
+
 class _stop_when(stop_base):  # noqa: N801 (tenacity's naming of stop strategies)
     """Stop polling once `event` is set (the watch was stopped, or a condition tripped)."""
 
@@ -49,12 +97,12 @@ class StopWatch:
     """A background watcher; `on_trip` runs once, from the watcher's thread (or the signal handler).
 
     `cloudwatch(region)` gives a CloudWatch client; `requests()` gives the game day's own requests so
-    far as (t_end, ok) pairs. Windows are AWS seconds, multiplied by `time_scale`.
+    `requests` is the window the game day's own requests are fed into (its length already scaled).
     """
 
     def __init__(self, conditions: StopConditions, *, on_trip: Callable[[Tripped], None], poll_s: float,
                  time_scale: float = 1.0, cloudwatch: Callable[[str], Any] | None = None,
-                 requests: Callable[[], Iterable[tuple[float, bool]]] | None = None) -> None:
+                 requests: RequestWindow | None = None) -> None:
         self.conditions = conditions
         self.on_trip = on_trip
         self.poll_s = poll_s
@@ -87,13 +135,10 @@ class StopWatch:
                         reason = (alarm.get("StateReason") or "").replace("\n", " ")[:200]
                         return Tripped("alarm", f"{alarm['AlarmName']} ({region}) is in ALARM: {reason}", now)
         if c.error_rate is not None and self.requests is not None:
-            window = c.error_rate.window_s * self.time_scale
-            recent = [ok for t_end, ok in self.requests() if t_end >= now - window]
-            if len(recent) >= c.error_rate.min_requests:
-                share = recent.count(False) / len(recent)
-                if share > c.error_rate.max:
-                    return Tripped("error_rate", f"{share:.1%} of {len(recent)} requests failed over the last "
-                                                 f"{c.error_rate.window_s:g} s (max {c.error_rate.max:.1%})", now)
+            sent, failed = self.requests.counts(now)
+            if sent >= c.error_rate.min_requests and failed / sent > c.error_rate.max:
+                return Tripped("error_rate", _error_rate_detail(c.error_rate.max, c.error_rate.window_s, sent, failed,
+                                                                self.requests, self.time_scale), now)
         return None
 
     def trip(self, tripped: Tripped) -> None:
@@ -146,3 +191,10 @@ class StopWatch:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _error_rate_detail(limit: float, window_s: float, sent: int, failed: int, window: RequestWindow,
+                       time_scale: float) -> str:
+    scaled = f" ({window.window_s:.3g} s at time scale {time_scale:g})" if time_scale != 1.0 else ""
+    return (f"{failed / sent:.1%} of the game day's own requests failed ({failed} of {sent}) over the last "
+            f"{window_s:g} s{scaled}, max {limit:.1%}; last error: {window.last_error}")

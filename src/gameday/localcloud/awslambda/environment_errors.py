@@ -14,13 +14,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from gameday.localcloud.awslambda import update_status
 from gameday.localcloud.motoglue import access as moto_access
 from gameday.localcloud.motoglue import patches
 
 GET_CONFIGURATION = patches.declare(
     "moto.awslambda.models:LambdaFunction.get_configuration", kind="wrap",
     signature="(self, on_create: 'bool' = False) -> 'dict[str, Any]'",
-    why="Environment.Error instead of Variables for functions marked undecryptable (a KMS key denied)")
+    why="Environment.Error instead of Variables for functions marked undecryptable (a KMS key denied), "
+        "and LastUpdateStatus InProgress while a configuration update is being applied")
 
 DEFAULT_ERROR = {
     "ErrorCode": "KMSAccessDeniedException",
@@ -34,7 +36,7 @@ _errors: dict[str, dict[str, str]] = {}     # function ARN -> EnvironmentError
 
 def _wrap(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     def get_configuration(self: Any, on_create: bool = False) -> dict[str, Any]:
-        config = original(self, on_create)
+        config = update_status.report(self, original(self, on_create))
         error = _errors.get(getattr(self, "function_arn", ""))
         if error is not None:
             config["Environment"] = {"Error": dict(error)}

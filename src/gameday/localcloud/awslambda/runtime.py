@@ -68,6 +68,7 @@ from moto.awslambda.exceptions import LambdaClientError
 from werkzeug.exceptions import HTTPException
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from gameday.localcloud.awslambda import update_status
 from gameday.localcloud.awslambda.watchdog import Watchdog
 from gameday.localcloud.iam import enforcement
 from gameday.localcloud.motoglue import access as moto_access
@@ -366,7 +367,7 @@ class _Instance:
     def matches(self, fn: Any) -> bool:
         return (fn.code_sha_256 == self.code_sha and fn.handler == self.handler_name
                 and fn.run_time == self.runtime_name and fn.role == self.role
-                and (fn.environment_vars or {}) == self.variables)
+                and update_status.effective_variables(fn) == self.variables)
 
 
 @dataclass
@@ -467,12 +468,17 @@ def _changed_keys(before: dict[str, str], after: dict[str, str]) -> list[str]:
 
 
 def _update_configuration_recording(self: Any, config_updates: dict[str, Any]) -> dict[str, Any]:
+    update_status.refuse_if_in_progress(self)
     before = dict(self.environment_vars or {})
     result = UPDATE_CONFIGURATION.original()(self, config_updates)
     changed = _changed_keys(before, dict(self.environment_vars or {}))
     if changed:
         with _ACTIVE_LOCK:
             runtimes = list(_ACTIVE)
+        if runtimes:
+            ctx = runtimes[0]._ctx
+            update_status.begin(self, before, ctx.scale.seconds(ctx.settings.lambda_update_s))
+            result = update_status.report(self, result)
         for runtime in runtimes:
             runtime._environment_changed(self, changed)
     return result
@@ -531,6 +537,7 @@ class LambdaRuntime:
         with _ACTIVE_LOCK:
             if self in _ACTIVE:
                 _ACTIVE.remove(self)
+        update_status.forget_all()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._watchdog is not None:
@@ -691,7 +698,7 @@ class LambdaRuntime:
         if source is None:
             raise InvocationError("Runtime.ImportModuleError",
                                   f"Unable to import module '{module_path}': No module named '{module_path}'")
-        variables = dict(fn.environment_vars or {})
+        variables = update_status.effective_variables(fn)
         version = _qualifier(fn)
         environ = self._environment(fn, variables, code_dir, version)
         safe = re.sub(r"\W", "_", f"{fn.region}_{fn.function_name}_{module_path}")

@@ -11,6 +11,8 @@ which would also lock out the cloud's own dummy credentials. Here instead:
                  (access keys from CreateAccessKey) or an assumed-role session (AssumeRole, and the
                  sessions the Lambda runtime gives each function's execution role);
 - resources.py   names the operation, the IAM action and the resource ARNs of a request;
+- decision.py    the one decision for a principal, an action and a resource (Deny, boundary, session);
 - responses.py   the AccessDenied answer in each service's own error shape;
+- simulate.py    iam:SimulatePrincipalPolicy (moto has none), answered with that same decision;
 - enforcement.py the switch, the authoriser and the WSGI middleware in front of moto.
 """

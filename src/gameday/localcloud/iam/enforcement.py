@@ -2,9 +2,7 @@
 against that principal's policies, with the request's real action and resource ARNs, before moto
 serves it. The account root (the dummy keys, unsigned requests) is not restricted, as on AWS.
 
-Evaluation, as AWS documents it for a principal in its own account: an explicit Deny in any
-identity-based policy, permissions boundary or session policy refuses; otherwise the identity-based
-policies must allow, and so must the boundary and the session policy when there is one.
+The decision itself is decision.py's (the same one iam:SimulatePrincipalPolicy gives, simulate.py).
 sts:GetCallerIdentity is always allowed (AWS: no permission is needed, and a Deny does not apply).
 
 Signatures are not verified: the key id names the principal (and a session's token must match);
@@ -21,11 +19,12 @@ import datetime
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from gameday.localcloud.iam import policy, responses
+from gameday.localcloud.iam import responses, simulate
+from gameday.localcloud.iam.decision import decide
 from gameday.localcloud.iam.principals import InvalidClientToken, Principal, Principals, issued_here
 from gameday.localcloud.iam.resources import Call, Operation, call_from_environ, identify, read_body
 from gameday.localcloud.motoglue import patches
@@ -124,26 +123,7 @@ def _context(principal: Principal, operation: Operation, call: Call) -> dict[str
 
 def refusal_message(principal: Principal, action: str, resource: str) -> str | None:
     """AWS's AccessDenied message for the principal, or None if the request is allowed."""
-    return _decide(principal, action, resource, {})
-
-
-def _decide(principal: Principal, action: str, resource: str, context: Mapping[str, Any]) -> str | None:
-    request = policy.Request(action=action, resource=resource, context=context)
-    head = f"User: {principal.arn} is not authorized to perform: {action} on resource: {resource}"
-    layers: list[tuple[Iterable[Any], str, str]] = [(principal.documents, "an identity-based policy",
-                                                     "no identity-based policy")]
-    if principal.boundary is not None:
-        layers.append((principal.boundary, "a permissions boundary", "no permissions boundary"))
-    if principal.session is not None:
-        layers.append((principal.session, "a session policy", "no session policy"))
-    decisions = [(policy.evaluate(documents, request), deny_in, none_allows) for documents, deny_in, none_allows in layers]
-    for decision, deny_in, _ in decisions:
-        if decision is policy.Decision.DENY:
-            return f"{head} with an explicit deny in {deny_in}"
-    for decision, _, none_allows in decisions:
-        if decision is not policy.Decision.ALLOW:
-            return f"{head} because {none_allows} allows the {action} action"
-    return None
+    return decide(principal, action, resource, {}).message
 
 
 def authorise(call: Call) -> responses.Response | None:
@@ -168,7 +148,7 @@ def authorise(call: Call) -> responses.Response | None:
         return None
     context = _context(principal, operation, call)
     for target in operation.targets:
-        message = _decide(principal, target.action, target.resource, context)
+        message = decide(principal, target.action, target.resource, context).message
         if message is not None:
             return responses.access_denied(operation.protocol, operation.service, message, operation.query_compatible)
     return None
@@ -205,10 +185,11 @@ _REASONS = {400: "Bad Request", 403: "Forbidden"}
 
 
 class IamMiddleware:
-    """WSGI: authorises each request before the application (moto) sees it."""
+    """WSGI: authorises each request before the application (moto, with SimulatePrincipalPolicy
+    answered here) sees it."""
 
     def __init__(self, app: Callable[..., Any]) -> None:
-        self._app = app
+        self._app = simulate.SimulatorApp(app, PRINCIPALS)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if not SWITCH.enabled or not _maybe_enforced(environ):

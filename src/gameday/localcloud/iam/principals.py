@@ -46,13 +46,17 @@ class InvalidClientToken(Exception):
     """The key names no valid credentials (AWS: InvalidClientTokenId / UnrecognizedClientException)."""
 
 
+class NoSuchEntity(Exception):
+    """No user, role or group has the ARN (AWS: NoSuchEntity)."""
+
+
 @dataclass
 class Principal:
     """A caller whose identity policies are enforced. `documents` are the identity-based
     policy documents (text or parsed); `boundary` and `session` are None when not set."""
 
     arn: str
-    kind: str                       # "User" | "AssumedRole"
+    kind: str                       # "User" | "AssumedRole" ("Role" | "Group": a simulation's source)
     user_id: str
     documents: list[Any] = field(default_factory=list)
     boundary: list[Any] | None = None
@@ -113,16 +117,26 @@ class Principals:
         user = iam.users.get(user_name)
         if user is None or not any(k.access_key_id == access_key_id for k in user.access_keys):
             raise InvalidClientToken(access_key_id)
-        documents: list[Any] = list(user.policies.values())
-        documents += [_default_document(p) for p in user.managed_policies.values()]
-        for group in iam.groups.values():
-            if any(member.name == user_name for member in group.users):
-                documents += list(group.policies.values())
-                documents += [_default_document(p) for p in group.managed_policies.values()]
-        arn = getattr(user, "arn", None) or f"arn:aws:iam::{ACCOUNT_ID}:user{user.path}{user.name}"
-        return Principal(arn=arn, kind="User", user_id=user.id, documents=documents,
-                         boundary=_boundary(iam, getattr(user, "permissions_boundary_arn", None)),
-                         username=user.name)
+        return _user_principal(iam, user)
+
+    # --- entities named by ARN (iam:SimulatePrincipalPolicy's PolicySourceArn) ---
+
+    def entity(self, arn: str) -> Principal:
+        """The user, role or group `arn` names, with the policies that apply to it (a user's include
+        its groups'); NoSuchEntity when this cloud's IAM has none by that ARN (path included)."""
+        iam = moto_access.iam()
+        for user in list(iam.users.values()):
+            if _arn_of(user, "user") == arn:
+                return _user_principal(iam, user)
+        for role in list(iam.roles.values()):
+            if _arn_of(role, "role") == arn:
+                return Principal(arn=arn, kind="Role", user_id=role.id, documents=_own_documents(role),
+                                 boundary=_boundary(iam, getattr(role, "permissions_boundary_arn", None)),
+                                 principal_arn=arn)
+        for group in list(iam.groups.values()):
+            if _arn_of(group, "group") == arn:
+                return Principal(arn=arn, kind="Group", user_id=group.id, documents=_own_documents(group))
+        raise NoSuchEntity(arn)
 
     # --- sessions ---
 
@@ -147,8 +161,7 @@ class Principals:
         boundary = None
         role_id = "AROA-unknown"
         if role is not None:
-            documents = list(role.policies.values())
-            documents += [_default_document(p) for p in role.managed_policies.values()]
+            documents = _own_documents(role)
             boundary = _boundary(iam, getattr(role, "permissions_boundary_arn", None))
             role_id = role.id
         return Principal(arn=session.arn, kind="AssumedRole", user_id=f"{role_id}:{session.session_name}",
@@ -170,6 +183,26 @@ class Principals:
                 self._execution[key] = session
                 self._sessions[session.access_key_id] = session
         return session.access_key_id, session.secret_access_key, session.session_token
+
+
+def _user_principal(iam: Any, user: Any) -> Principal:
+    """A user with its inline and attached policies, its groups' and its permissions boundary."""
+    documents = _own_documents(user)
+    for group in iam.groups.values():
+        if any(member.name == user.name for member in group.users):
+            documents += _own_documents(group)
+    return Principal(arn=_arn_of(user, "user"), kind="User", user_id=user.id, documents=documents,
+                     boundary=_boundary(iam, getattr(user, "permissions_boundary_arn", None)), username=user.name)
+
+
+def _own_documents(entity: Any) -> list[Any]:
+    """A user's, role's or group's inline policies and the default versions of its attached ones."""
+    documents: list[Any] = list(entity.policies.values())
+    return documents + [_default_document(p) for p in entity.managed_policies.values()]
+
+
+def _arn_of(entity: Any, kind: str) -> str:
+    return str(getattr(entity, "arn", None) or f"arn:aws:iam::{ACCOUNT_ID}:{kind}{entity.path}{entity.name}")
 
 
 @functools.cache

@@ -138,7 +138,7 @@ def _cbor_body(body: bytes) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _query_params(call: Call) -> dict[str, Any]:
+def query_params(call: Call) -> dict[str, Any]:
     params: dict[str, Any] = {k: v[0] for k, v in call.query.items() if v}
     content_type = call.header("content-type") or ""
     if call.body and "json" not in content_type and "xml" not in content_type:
@@ -150,7 +150,7 @@ def _query_params(call: Call) -> dict[str, Any]:
     return params
 
 
-def _member_lists(params: Mapping[str, Any], name: str) -> list[str]:
+def member_lists(params: Mapping[str, Any], name: str) -> list[str]:
     """Query-protocol list members: Name.member.1, Name.member.2, ... (or Name.1, ...)."""
     found = []
     for key, value in params.items():
@@ -203,7 +203,7 @@ def _match(model: Any, service: str, call: Call, target_header: str) -> tuple[st
             return name, _json_body(call.body), "json"
         return None
     if "query" in protocols or "ec2" in protocols:
-        params = _query_params(call)
+        params = query_params(call)
         action = params.get("Action")
         if isinstance(action, str) and action in model.operation_names:
             return action, params, "query"
@@ -344,7 +344,7 @@ def _cloudwatch(operation: Operation, call: Call) -> list[Any]:
     names = params.get("AlarmNames")
     if isinstance(names, list):
         return [alarm(str(n)) for n in names] or ["*"]
-    listed = _member_lists(params, "AlarmNames")
+    listed = member_lists(params, "AlarmNames")
     if listed:
         return [alarm(n) for n in listed]
     if params.get("AlarmName"):
@@ -376,6 +376,8 @@ def _iam(operation: Operation, call: Call) -> list[Any]:
             return [f"arn:aws:iam::{ACCOUNT_ID}:{kind}{path}{name}"]
     if params.get("PolicyArn"):
         return [str(params["PolicyArn"])]
+    if params.get("PolicySourceArn"):  # SimulatePrincipalPolicy: the user, group or role simulated
+        return [str(params["PolicySourceArn"])]
     return ["*"]
 
 

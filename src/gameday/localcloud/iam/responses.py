@@ -33,6 +33,12 @@ def invalid_token(protocol: str, service: str, query_compatible: bool = False) -
                   query_compatible=query_compatible)
 
 
+def query_error(service: str, code: str, message: str, status: int) -> Response:
+    """Any error of a query-protocol service (IAM's NoSuchEntity 404, InvalidInput 400, ...)."""
+    _, headers, body = _error("query", service, message, json_code=code, xml_code=code, json_status=status)
+    return status, headers, body
+
+
 def _error(protocol: str, service: str, message: str, *, json_code: str, xml_code: str, json_status: int,
            query_compatible: bool = False) -> Response:
     """query_compatible: a service that moved from the query protocol (CloudWatch) keeps its query

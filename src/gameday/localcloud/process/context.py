@@ -41,6 +41,7 @@ class CloudSettings:
     data_plane_port: int = 0            # one port, the same on every region's address
     address_prefix: str | None = None   # e.g. "127.0.0." -> regions on .11, .12, ...; None: a random 127.x.y.
     replication_delay_s: float = 0.5    # AWS seconds ("typically within a second")
+    lambda_update_s: float = 2.0        # AWS seconds a function's configuration change stays InProgress
     checkers_per_region: int = 2        # x 8 checker regions = 16 checkers, as AWS
     request_interval_s: int = 10        # health check RequestInterval (10 fast or 30)
     failure_threshold: int = 3
