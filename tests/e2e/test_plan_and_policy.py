@@ -216,3 +216,19 @@ def test_the_failover_passes_with_only_the_printed_policy_and_fails_cleanly_with
         if after != before:
             unclean.append(f"{statement['Sid']}: left {[(k, v) for k, v in after.items() if before.get(k) != v]}")
     assert unclean == [], "\n".join(unclean)
+
+
+def test_the_whole_catalog_passes_with_only_the_policy_printed_for_it(cloud: LocalCloud, tmp_path: Path) -> None:
+    printed = gameday("policy", "--deployment", str(cloud.deployment_path), "--out", str(tmp_path / "policy.json"),
+                      report_dir=tmp_path)
+    assert printed.code == 0, printed.stderr[-2000:]
+    policy = json.loads((tmp_path / "policy.json").read_text())
+    before = run_state(cloud)
+    folder = tmp_path / "catalog"
+    result = gameday("run", "--deployment", str(cloud.deployment_path), "--no-html", "--report-dir", str(folder),
+                     report_dir=folder, env=runner_credentials(cloud, "catalog-runner", policy))
+    assert result.code == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    rows = result.rows()
+    assert len(rows) >= 5 and all(row["verdict"] == "pass" for row in rows), [(r["scenario"], r["verdict"]) for r in rows]
+    assert "AccessDenied" not in result.stdout + result.stderr
+    assert run_state(cloud) == before
