@@ -9,9 +9,11 @@ optional key would otherwise fall back to a default without a word).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,8 +33,15 @@ FAILOVER_ROLES = ("PRIMARY", "SECONDARY")
 # table version -> the attribute that names the region that wrote an item (AWS_FACTS.md)
 REGION_ATTRIBUTE_BY_VERSION = {"2017.11.29": "aws:rep:updateregion", "2019.11.21": "written_region"}
 DEFAULT_FUNCTIONS = {"put": "gameday-PutItem", "get": "gameday-GetItem", "health": "gameday-Health"}
-_REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+#: a Route 53 hosted zone id, bare or as the API's /hostedzone/ path
+HOSTED_ZONE_ID = re.compile(r"^(/hostedzone/)?[A-Z0-9]{1,32}$")
+
+
+def is_dns_name(text: str) -> bool:
+    """Whether `text` is a DNS name (labels of letters, digits, '-', '_'; a trailing dot allowed)."""
+    name = text.rstrip(".")
+    return 0 < len(name) <= 253 and all(_HOSTNAME_LABEL.match(label) for label in name.split("."))
 
 
 @dataclass(frozen=True)
@@ -194,6 +203,32 @@ def load_deployment(path: str | Path) -> Deployment:
     return parse_deployment(data, source=str(path))
 
 
+def check_writable(path: str | Path, option: str, *, folder: bool = False) -> None:
+    """UsageError (one line naming `option`) unless `path` can be written, as a file (or with
+    `folder`, a folder). Creates the missing folders, as writing it would. Checked before anything
+    starts: a command that takes minutes to deploy must not fail at its very end."""
+    target = Path(path).expanduser()
+    if target.is_dir() and not folder:
+        raise UsageError(f"{option}: expected a file path, got a directory: {path}")
+    if folder and target.exists() and not target.is_dir():
+        raise UsageError(f"{option}: expected a folder, got a file: {path}")
+    parent = target if folder else target.parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UsageError(f"{option}: expected a {'folder' if folder else 'file'} that can be written, "
+                         f"got {str(path)!r} ({existing} is a file, not a folder)")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"{option}: expected a {'folder' if folder else 'file'} that can be written, "
+                         f"got {str(path)!r} ({reason}: {exc.filename or parent})") from None
+
+
 def parse_deployment(data: Any, source: str = "<dict>") -> Deployment:
     """Validate an already-parsed description (a mapping) into a Deployment."""
     v = _Validator(source)
@@ -228,7 +263,7 @@ def parse_deployment(data: Any, source: str = "<dict>") -> Deployment:
     slo = _parse_slo(v, top.get("slo"))
     ca_bundle = v.optional_file(top.get("ca_bundle"), "ca_bundle")
     lease = _parse_lease(v, top.get("lease"))
-    guardrails = parse_guardrails(v, top.get("guardrails"), known_regions=_known_regions())
+    guardrails = parse_guardrails(v, top.get("guardrails"), known_regions=known_regions())
     return Deployment(
         target=target, domain=domain, global_url=global_url, hosted_zone_id=hosted_zone_id,
         routing=routing, table=table, regions=regions, time_scale=float(time_scale),
@@ -249,23 +284,21 @@ def _parse_lease(v: _Validator, raw: Any) -> LeaseTable | None:
     lease = v.mapping(raw, "lease", "a mapping of table, region")
     v.known_keys(lease, "lease", {"table", "region"})
     region = v.string(v.required(lease, "region", "lease"), "lease.region")
-    if region not in _known_regions():
-        v.fail("lease.region", "an AWS region name", region)
+    if region not in known_regions():
+        v.fail("lease.region", "an AWS region name like eu-west-1 (one botocore knows)", region)
     return LeaseTable(table=v.string(v.required(lease, "table", "lease"), "lease.table"), region=region)
 
 
-def _known_regions() -> frozenset[str]:
-    """Every region botocore knows in any partition (its endpoint data, read once)."""
-    if not _REGIONS:
-        import botocore.session
+@functools.lru_cache(maxsize=1)
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows in any partition (its endpoint data, read once): the one check of
+    a region name, so a typo is refused at load instead of becoming calls to an endpoint that is not
+    there."""
+    import botocore.session
 
-        session = botocore.session.get_session()
-        _REGIONS.update(region for partition in session.get_available_partitions()
-                        for region in session.get_available_regions("dynamodb", partition_name=partition))
-    return frozenset(_REGIONS)
-
-
-_REGIONS: set[str] = set()
+    session = botocore.session.get_session()
+    return frozenset(region for partition in session.get_available_partitions()
+                     for region in session.get_available_regions("dynamodb", partition_name=partition))
 
 
 def _parse_table(v: _Validator, raw: Any) -> Table:
@@ -302,8 +335,8 @@ def _parse_regions(v: _Validator, raw: Any, routing: str) -> tuple[Region, ...]:
                                 "failover_role", "api_host", "api_id", "regional_domain_name",
                                 "client_network", "address"})
         name = v.string(v.required(r, "name", where), f"{where}.name")
-        if not _REGION_NAME.match(name):
-            v.fail(f"{where}.name", "an AWS region name like eu-west-1", name)
+        if name not in known_regions():
+            v.fail(f"{where}.name", "an AWS region name like eu-west-1 (one botocore knows)", name)
         if name in seen:
             v.fail(f"{where}.name", "a region name not used before (names must be unique)", name)
         seen.add(name)
@@ -448,7 +481,7 @@ class _Validator:
 
     def hostname(self, raw: Any, path: str) -> str:
         text = self.string(raw, path).rstrip(".")
-        if len(text) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in text.split(".")):
+        if not is_dns_name(text):
             self.fail(path, "a DNS name like api.example.com", raw)
         return text
 

@@ -12,7 +12,6 @@ Returns the deployment description (the format the README's deployment file refe
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import io
 import json
@@ -23,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday import infra
+from gameday.deployment import HOSTED_ZONE_ID, is_dns_name, known_regions
 from gameday.errors import GamedayError, UsageError
 
 INFRA_DIR = infra.templates_dir()
@@ -50,6 +49,11 @@ CUSTOM_DOMAIN_TEMPLATE_FILES = {
 # templates folder has it (the reference templates do), named in the description as `lease`.
 LEASE_TEMPLATE_FILE = "lease-table.yaml"
 ROUTE53_STACK_REGION = "us-east-1"  # Route 53 is global; its stacks live in us-east-1
+# Names no one can delegate (RFC 2606, RFC 6761, RFC 6762, RFC 7686): a deployment on AWS there has
+# no certificate and no client can resolve it.
+RESERVED_TLDS = ("test", "example", "invalid", "localhost", "local", "onion")
+RESERVED_SECOND_LEVEL = ("example.com", "example.net", "example.org")
+
 TABLE_VERSIONS = ("2017.11.29", "2019.11.21")
 ROUTINGS = ("failover", "latency")
 REGION_ATTRIBUTE = {"2017.11.29": "aws:rep:updateregion", "2019.11.21": "written_region"}
@@ -282,13 +286,35 @@ def with_replicas(template: dict[str, Any], regions: list[str]) -> dict[str, Any
 
 # ---------------------------------------------------------------- validation
 
-@functools.lru_cache(maxsize=1)
-def known_regions() -> frozenset[str]:
-    session = botocore.session.get_session()
-    found: set[str] = set()
-    for partition in session.get_available_partitions():
-        found.update(session.get_available_regions("dynamodb", partition_name=partition))
-    return frozenset(found)
+def _bare_zone_id(zone_id: str) -> str:
+    """Z123... from /hostedzone/Z123... (Route 53 answers both forms)."""
+    return zone_id.rsplit("/", 1)[-1]
+
+
+def reserved_domain(domain: str) -> str | None:
+    """Why `domain` cannot be deployed on AWS (a reserved name), or None."""
+    name = domain.rstrip(".").lower()
+    for reserved in RESERVED_SECOND_LEVEL:
+        if name == reserved or name.endswith("." + reserved):
+            return f"{reserved} is reserved for documentation by RFC 2606"
+    tld = name.rsplit(".", 1)[-1]
+    if tld in RESERVED_TLDS:
+        return f".{tld} is a reserved top-level domain (RFC 2606, 6761), never delegated"
+    return None
+
+
+def _validate_aws_target(spec: ProvisionSpec) -> None:
+    """What AWS itself needs (target aws: no endpoint override): a delegated public zone of the
+    user's, named by its id, and a domain that can be delegated."""
+    if spec.hosted_zone_id is None:
+        raise UsageError("hosted_zone_id: required for target aws: the id of a public hosted zone delegated to "
+                         "Route 53 that contains the domain (e.g. Z0123456789ABCDEFGHIJ)")
+    if not HOSTED_ZONE_ID.match(spec.hosted_zone_id):
+        raise UsageError(f"hosted_zone_id: expected a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ, "
+                         f"got {spec.hosted_zone_id!r}")
+    reason = reserved_domain(spec.domain)
+    if reason is not None:
+        raise UsageError(f"domain: expected a name in a zone delegated to Route 53, got {spec.domain!r}: {reason}")
 
 
 def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
@@ -321,8 +347,12 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
     if type(spec.record_ttl_s) is not int or not 0 <= spec.record_ttl_s <= 2147483647:
         raise UsageError(f"record_ttl_s: expected a non-negative integer, got {spec.record_ttl_s!r}")
     domain, zone = spec.domain.rstrip(".").lower(), spec.zone.rstrip(".").lower()
-    if not domain or not zone or not (domain == zone or domain.endswith("." + zone)):
+    if not is_dns_name(domain):
+        raise UsageError(f"domain: expected a DNS name like api.mycompany.com, got {spec.domain!r}")
+    if spec.hosted_zone_id is None and not (zone and (domain == zone or domain.endswith("." + zone))):
         raise UsageError(f"domain: {spec.domain!r} is not inside zone {spec.zone!r}")
+    if spec.aws_endpoint_url is None:
+        _validate_aws_target(spec)
     for region in spec.region_addresses:
         if region not in spec.regions:
             raise UsageError(f"region_addresses: {region!r} is not one of the regions")
@@ -477,6 +507,43 @@ class _Provisioner:
                       ddb.update_global_table, GlobalTableName=self.spec.table_name,
                       ReplicaUpdates=[{"Delete": {"RegionName": replica["RegionName"]}}])
 
+    def made_zone(self, zone_id: str) -> bool:
+        """Whether provision created the zone `zone_id` (its zone stack exists and made that zone):
+        a zone of the user's is never deleted."""
+        cfn = self.client("cloudformation", ROUTE53_STACK_REGION)
+        try:
+            stacks = cfn.describe_stacks(StackName=self.stack_name("zone"))["Stacks"]
+        except ClientError:
+            return False
+        outputs = {o["OutputKey"]: o["OutputValue"] for s in stacks if s["StackStatus"] != "DELETE_COMPLETE"
+                   for o in s.get("Outputs", [])}
+        return _bare_zone_id(outputs.get("HostedZoneId", "")) == _bare_zone_id(zone_id)
+
+    def check_zone(self, zone_id: str) -> None:
+        """The zone named by id exists, is public and holds the domain, and the records fit there
+        (no CNAME at its apex): read-only, before any change."""
+        r53 = self.client("route53", ROUTE53_STACK_REGION)
+        try:
+            found = r53.get_hosted_zone(Id=_bare_zone_id(zone_id))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchHostedZone":
+                raise UsageError(f"hosted_zone_id: no hosted zone {zone_id!r} in this account") from None
+            err = exc.response.get("Error", {})
+            raise ProvisionError(f"GetHostedZone {zone_id}: {err.get('Code', 'Error')}: "
+                                 f"{err.get('Message', exc)}") from None
+        except BotoCoreError as exc:
+            raise ProvisionError(f"GetHostedZone {zone_id}: {exc}") from None
+        zone = found["HostedZone"]
+        name = zone["Name"].rstrip(".").lower()
+        domain = self.spec.domain.rstrip(".").lower()
+        if (zone.get("Config") or {}).get("PrivateZone"):
+            raise UsageError(f"hosted_zone_id: expected a public hosted zone, got private zone {zone_id!r} ({name})")
+        if not (domain == name or domain.endswith("." + name)):
+            raise UsageError(f"domain: {self.spec.domain!r} is not inside hosted zone {zone_id!r} ({name})")
+        if domain == name and not self.spec.custom_domain:
+            raise UsageError(f"domain: {self.spec.domain!r} is the apex of zone {zone_id!r}, where a CNAME "
+                             "record is not allowed (use a name below it, or alias A records)")
+
     def api_url(self, region: str, api_host: str) -> str:
         address = self.spec.region_addresses.get(region)
         if address is not None:
@@ -495,6 +562,8 @@ class _Provisioner:
         code = package_functions(Path(spec.functions_dir) if spec.functions_dir else FUNCTIONS_DIR)
 
         zone_id = spec.hosted_zone_id
+        if zone_id is not None:
+            self.check_zone(zone_id)
         if zone_id is None:
             zone_out = self.create_stack("zone", ROUTE53_STACK_REGION, self.stack_name("zone"), templates["zone"],
                                          {"ZoneName": spec.zone.rstrip(".") + "."})
@@ -618,14 +687,20 @@ def teardown(spec: ProvisionSpec, session_factory: SessionFactory, on_deleted: D
     Returns the deleted stack names."""
     if not spec.regions:
         raise UsageError("regions: expected at least one region")
-    worker = _Provisioner(spec, session_factory, None)
+    try:
+        return _teardown(spec, _Provisioner(spec, session_factory, None), on_deleted)
+    except BotoCoreError as exc:  # no connection, no credentials: one line, not a traceback
+        raise ProvisionError(f"teardown: {exc}") from None
+
+
+def _teardown(spec: ProvisionSpec, worker: _Provisioner, on_deleted: DeleteHook | None) -> list[str]:
     plan = [("routing", ROUTE53_STACK_REGION, worker.stack_name("routing", r)) for r in spec.regions]
     if spec.custom_domain:
         plan += [("regional_domain", r, worker.stack_name("regional_domain", r)) for r in spec.regions]
     plan += [("regional", r, worker.stack_name("regional", r)) for r in spec.regions]
     plan.append(("global_table", spec.regions[0], worker.stack_name("global_table")))
     plan.append(("lease", spec.regions[0], worker.stack_name("lease")))
-    if spec.hosted_zone_id is None:
+    if spec.hosted_zone_id is None or worker.made_zone(spec.hosted_zone_id):
         plan.append(("zone", ROUTE53_STACK_REGION, worker.stack_name("zone")))
     if spec.table_version == "2017.11.29":
         worker.remove_legacy_replicas()  # AWS refuses to delete a table that is still a replica
@@ -634,8 +709,13 @@ def teardown(spec: ProvisionSpec, session_factory: SessionFactory, on_deleted: D
         cfn = worker.client("cloudformation", region)
         try:
             stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-        except (ClientError, IndexError):
-            continue  # never created
+        except IndexError:
+            continue
+        except ClientError as exc:
+            if "does not exist" in str(exc):
+                continue  # never created
+            err = exc.response.get("Error", {})
+            raise ProvisionError(f"stack {name} ({region}): {err.get('Code', 'Error')}: {err.get('Message', exc)}") from None
         if stack["StackStatus"] == "DELETE_COMPLETE":
             continue  # already gone
         gone = None

@@ -178,3 +178,14 @@ def test_restore_finds_the_latest_runs_journal_wherever_it_was(tmp_path: Path, m
 def test_junit_xml_is_passed_to_pytest(tmp_path: Path) -> None:
     argv = pytest_args_for_run(run_args("--junitxml", str(tmp_path / "junit.xml")), tmp_path)
     assert argv[argv.index("--junitxml") + 1] == str((tmp_path / "junit.xml").resolve())
+
+
+def test_the_address_prefix_takes_three_loopback_octets_with_or_without_the_dot() -> None:
+    from gameday.localcloud.process.serve import address_prefix
+
+    assert address_prefix("127.0.0") == address_prefix("127.0.0.") == "127.0.0."
+    assert address_prefix("127.18.004") == "127.18.4."
+    assert address_prefix("random") is None
+    for junk in ("junk", "10.0.0", "127.0", "127.0.0.1", "127.0.256", ""):
+        with pytest.raises(UsageError, match=r"^--address-prefix: expected the first three octets .* got "):
+            address_prefix(junk)

@@ -359,8 +359,41 @@ def _local_environment(endpoint_url: str, description: dict[str, Any]) -> None:
                 region[key] = value
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Bad input -> UsageError naming the argument, before any AWS call."""
+    from urllib.parse import urlsplit
+
+    from gameday.deployment import HOSTED_ZONE_ID, check_writable, is_dns_name
+
+    if not is_dns_name(args.domain):
+        raise UsageError(f"--domain: expected a DNS name like api.example.com, got {args.domain!r}")
+    if args.hosted_zone_id is not None and not HOSTED_ZONE_ID.match(args.hosted_zone_id):
+        raise UsageError(f"--hosted-zone-id: expected a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ, "
+                         f"got {args.hosted_zone_id!r}")
+    if args.endpoint_url is not None:
+        try:
+            parts = urlsplit(args.endpoint_url)
+            parts.port  # noqa: B018  (raises ValueError on a bad port)
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"--endpoint-url: expected an http(s) URL like http://127.0.0.1:4566, "
+                             f"got {args.endpoint_url!r}")
+    if args.out is not None:
+        check_writable(args.out, "--out")
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
-    description, found = discover(args.domain, hosted_zone_id=args.hosted_zone_id, endpoint_url=args.endpoint_url)
+    check_arguments(args)
+    from botocore.exceptions import BotoCoreError
+
+    from gameday.errors import GamedayError
+
+    try:
+        description, found = discover(args.domain, hosted_zone_id=args.hosted_zone_id,
+                                      endpoint_url=args.endpoint_url)
+    except BotoCoreError as exc:  # no connection, no credentials: one line, not a traceback
+        raise GamedayError(f"discover: {exc}") from None
     for line in found.lines:
         print(f"found: {line}")
     if description is None:

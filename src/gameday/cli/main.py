@@ -86,6 +86,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from gameday.cli.plan import cmd_plan
 
         return cmd_plan(args)
+    from gameday.deployment import check_writable
+
+    check_writable(args.report_dir, "--report-dir", folder=True)   # not after the game days ran
+    if args.junitxml is not None:
+        check_writable(args.junitxml, "--junitxml")
     run_id = new_run_id()
     run_dir = Path(args.report_dir) / run_id
     pytest_args = pytest_args_for_run(args, run_dir)  # checks --scenarios before anything is written
@@ -122,6 +127,10 @@ def cmd_plan_or_policy(args: argparse.Namespace) -> int:
     for option, expression in (("-k", args.k), ("-m", args.m)):
         if expression is not None:
             check_selection(option, expression)
+    if getattr(args, "out", None) is not None:
+        from gameday.deployment import check_writable
+
+        check_writable(args.out, "--out")   # before the read-only calls, not after them
     return cmd_plan(args) if args.command_name == "plan" else cmd_policy(args)
 
 
@@ -174,7 +183,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     report_dir = Path(args.report_dir)
     if not report_dir.is_dir():
-        raise UsageError(f"--report-dir: expected a folder of gameday runs, got {str(report_dir)!r} (no such folder)")
+        why = "a file" if report_dir.exists() else "no such folder"
+        raise UsageError(f"--report-dir: expected a folder of gameday runs, got {str(report_dir)!r} ({why})")
+    if not args.history:
+        from gameday.report.html import RESULTS_DIR, latest_results
+
+        try:
+            latest_results(report_dir)
+        except GamedayError:
+            raise UsageError(f"--report-dir: expected a folder of gameday runs, got {str(report_dir)!r} (no run "
+                             f"with {RESULTS_DIR}/ in it; `gameday run --report-dir {report_dir}` makes one)") from None
     if args.history:
         from gameday.report.trends import load_history, render_trend_table, trend_rows, trend_series
 
@@ -286,8 +304,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     provision.add_argument("--regions", default="eu-west-1,us-east-1")
     provision.add_argument("--table-version", default="2019.11.21")
     provision.add_argument("--routing", default="failover")
-    provision.add_argument("--domain", required=False, default=None)
-    provision.add_argument("--hosted-zone-id", default=None)
+    provision.add_argument("--domain", default=None, metavar="D",
+                           help="required: the custom domain (alias A records to a regional custom domain per "
+                                "region), inside the --hosted-zone-id zone")
+    provision.add_argument("--hosted-zone-id", default=None, metavar="Z",
+                           help="required: your public hosted zone, delegated to Route 53, that holds --domain "
+                                "(provision adds records to it and never deletes it)")
     provision.add_argument("--templates", default=None, metavar="DIR")
     provision.add_argument("--deployment-out", default="reports/aws/deployment.yaml", metavar="FILE")
     provision.set_defaults(func=cmd_provision)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import signal
@@ -72,9 +73,9 @@ def client_address(spec: RegionSpec) -> str:
 
 def validate_settings(settings: CloudSettings) -> None:
     """Bad input -> UsageError naming the argument, before anything starts."""
-    from botocore.session import Session
+    from gameday.deployment import known_regions
 
-    known = set(Session().get_available_regions("dynamodb"))
+    known = known_regions()
     if len(settings.regions) < 2:
         raise UsageError(f"--regions: expected at least 2 regions, got {len(settings.regions)}")
     if len(set(settings.regions)) != len(settings.regions):
@@ -300,6 +301,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the cloud keeps its CA and certificates (default: beside --deployment-out)")
 
 
+def address_prefix(text: str) -> str | None:
+    """The --address-prefix value as "127.a.b." (regions on .11, .12, ...); None for 'random'."""
+    if text == "random":
+        return None
+    octets = text.rstrip(".").split(".")
+    if len(octets) != 3 or not all(o.isdigit() and int(o) <= 255 for o in octets) or octets[0] != "127":
+        raise UsageError(f"--address-prefix: expected the first three octets of a loopback address like 127.0.0 "
+                         f"(regions then listen on 127.0.0.11, 127.0.0.12, ...) or 'random', got {text!r}")
+    return ".".join(str(int(o)) for o in octets) + "."
+
+
 def settings_from_args(args: argparse.Namespace) -> CloudSettings:
     if not (1 <= args.failure_threshold <= 10):
         raise UsageError(f"--failure-threshold: expected 1 to 10, got {args.failure_threshold}")
@@ -309,6 +321,9 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
             raise UsageError(f"--{name.replace('_', '-')}: expected a port 0-65535, got {value}")
     if args.ttl < 0:
         raise UsageError(f"--ttl: expected a non-negative number of seconds, got {args.ttl}")
+    if not (math.isfinite(args.replication_delay) and args.replication_delay >= 0):
+        raise UsageError(f"--replication-delay: expected a number of AWS seconds >= 0, got {args.replication_delay}")
+    prefix = address_prefix(args.address_prefix)
     return CloudSettings(
         regions=[r.strip() for r in args.regions.split(",") if r.strip()],
         time_scale=args.time_scale,
@@ -318,7 +333,7 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
         data_plane_port=args.port,
         aws_port=args.aws_port,
         dns_port=args.dns_port,
-        address_prefix=None if args.address_prefix == "random" else args.address_prefix,
+        address_prefix=prefix,
         replication_delay_s=args.replication_delay,
         request_interval_s=args.health_check_interval,
         failure_threshold=args.failure_threshold,
@@ -353,7 +368,12 @@ def run_foreground(args: argparse.Namespace, ready_line: bool = False) -> int:
     startup.pause_collector()  # until ready: see gameday/localcloud/process/startup.py
     limit_malloc_arenas()
     settings = settings_from_args(args)
-    cloud = EmbeddedCloud(settings)
+    cloud = EmbeddedCloud(settings)   # checks the settings; starts nothing
+    from gameday.deployment import check_writable
+
+    check_writable(args.deployment_out, "--deployment-out")   # before the cloud starts, never after
+    if settings.tls and settings.work_dir is not None:
+        check_writable(settings.work_dir, "--work-dir" if args.work_dir else "--deployment-out", folder=True)
     cloud.startup_breakdown["main_entered_at"] = entered  # wall clock: a launcher subtracts its launch time
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -363,7 +383,11 @@ def run_foreground(args: argparse.Namespace, ready_line: bool = False) -> int:
         # written and the endpoints printed is not lost in the middle of them.
         previous_int = signal.signal(signal.SIGINT, lambda *_: stop.set())
         try:
-            path = write_description(description, args.deployment_out)
+            try:
+                path = write_description(description, args.deployment_out)
+            except OSError as exc:
+                raise UsageError(f"--deployment-out: cannot write {args.deployment_out} "
+                                 f"({exc.strerror or type(exc).__name__})") from None
             if ready_line:
                 print(READY_PREFIX + json.dumps({"deployment": str(path), **description}), flush=True)
             else:
