@@ -35,6 +35,7 @@ class Category(StrEnum):
     LOST_WRITES = "lost_writes"
     ROLLBACK_FAILURE = "rollback_failure"
     SLO_VIOLATION = "slo_violation"
+    BLIND_SPOT = "blind_spot"
     STEADY_STATE = "steady_state"
     STOPPED = "stopped"
     HARNESS_ERROR = "harness_error"
@@ -80,6 +81,8 @@ VERDICTS: dict[Category, Verdict] = {v.category: v for v in (
             "acknowledged writes missing from a region after recovery"),
     Verdict(Category.ROLLBACK_FAILURE, "failed", 5, "Rollback failure",
             "the fault could not be undone exactly"),
+    Verdict(Category.BLIND_SPOT, "failed", 1, "Blind spot",
+            "traffic kept flowing to a region whose writes failed: its health check did not see it"),
     Verdict(Category.SLO_VIOLATION, "failed", 1, "SLO violation",
             "a measured figure is outside the SLO set by the deployment or the command line"),
     Verdict(Category.STOPPED, "failed", 4, "Stopped",

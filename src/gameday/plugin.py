@@ -12,6 +12,12 @@ Settings, each from the command line, else the environment, else a default:
   --time-scale X      GAMEDAY_TIME_SCALE   time scale of the embedded local cloud (default 0.01)
   --run-dir DIR       GAMEDAY_RUN_DIR      where rows, journal and evidence go (default reports/<run id>)
 A bad value is reported with the place it came from (the option or the variable).
+
+Progress (--gameday-progress): under plain pytest, one line per phase of each game day on the
+terminal (-v: one per wait too; -q: only each game day's verdict), written by the process that
+runs it (under `pytest -n`, each worker on its own stderr). `gameday run` asks for events instead:
+every process appends them to the run folder and the command's one display shows them.
+GAMEDAY_QUIET=1 silences both.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"time scale of the embedded local cloud (env GAMEDAY_TIME_SCALE; default {DEFAULT_TIME_SCALE})")
     group.addoption("--run-dir", metavar="DIR", default=None,
                     help="run output directory (env GAMEDAY_RUN_DIR; default: reports/<run-id>)")
+    group.addoption("--gameday-progress", choices=("lines", "events", "off"), default="lines",
+                    help="progress of running game days: plain lines on the terminal, one per phase (-v: one "
+                         "per wait too); events: JSON lines in the run folder, for `gameday run`'s display")
     group.addoption("--no-gameday-summary", action="store_true", default=False,
                     help="do not write summary.json/summary.md when the session ends (`gameday run` writes "
                          "its own, with the HTML report)")
@@ -288,17 +297,45 @@ def gameday(request: pytest.FixtureRequest, deployment_file: tuple[Path, Any], r
 
     path, cloud = deployment_file
     os.environ.setdefault("GAMEDAY_RUN_ID", run_dir.name)   # the faults mark what they change with it
-    session = GamedaySession.open(path, run_dir=run_dir, local_cloud=cloud,
-                                  progress=Progress(write=_terminal_writer(request.config)))
+    progress = Progress(emit=_progress_sink(request.config, run_dir))
+    session = GamedaySession.open(path, run_dir=run_dir, local_cloud=cloud, progress=progress)
     session.slo_overrides = dict(slo_overrides)
     shutil.copyfile(path, run_dir / "deployment.yaml")
     alluredir = request.config.getoption("--alluredir", default=None)
     if alluredir:
         _write_allure_run_files(Path(alluredir), session)
+    from gameday.report.progress_events import follow_phases
+
+    unfollow = follow_phases(progress.phase)
     try:
         yield session
     finally:
+        unfollow()
         session.close()
+
+
+def _progress_sink(config: pytest.Config, run_dir: Path) -> Callable[[dict[str, Any]], None] | None:
+    """Where this process's progress events go: `gameday run` reads them from the run folder (every
+    worker its own file); plain pytest shows them as lines, one per phase (-v: per wait too)."""
+    mode = config.getoption("--gameday-progress", default="lines")
+    if mode == "off":
+        return None
+    if mode == "events":
+        from gameday.report.progress_events import EventFile, progress_dir
+
+        worker = getattr(config, "workerinput", {}).get("workerid", "main")
+        return EventFile(progress_dir(run_dir) / f"{worker}-{os.getpid()}.jsonl").append
+    from gameday.report.progress_view import Board, PlainView
+
+    level = max(-1, min(1, config.get_verbosity()))
+    board = Board(PlainView(_terminal_writer(config), level=level))
+
+    def show(item: dict[str, Any]) -> None:
+        board.apply(item)
+        if item.get("kind") == "row":
+            board.finish(str(item.get("node")), "passed")
+
+    return show
 
 
 def _terminal_writer(config: pytest.Config) -> Callable[[str], None]:

@@ -56,6 +56,7 @@ RESERVED_SECOND_LEVEL = ("example.com", "example.net", "example.org")
 
 TABLE_VERSIONS = ("2017.11.29", "2019.11.21")
 ROUTINGS = ("failover", "latency")
+HEALTH_DEPTHS = ("deep", "shallow")   # regional.yaml's HealthCheckDepth: what /health proves
 REGION_ATTRIBUTE = {"2017.11.29": "aws:rep:updateregion", "2019.11.21": "written_region"}
 # The resource types the provisioner and the local cloud handle (reference templates + IAM extras).
 SUPPORTED_RESOURCE_TYPES = frozenset({
@@ -105,6 +106,8 @@ class ProvisionSpec:
     stack_prefix: str = "gameday"
     function_prefix: str = "gameday"
     stage: str = "prod"
+    health_depth: str = "deep"                 # deep: /health writes and reads back; shallow: the article's
+    health_max_age_s: float = 5.0              # seconds a deep result is reused (HealthCheckMaxAge)
     # True: the custom-domain shape (regional-domain.yaml per region, routing-alias.yaml records).
     custom_domain: bool = False
     # How clients reach each region: local cloud gives addresses + one port (http://addr:port/stage);
@@ -336,6 +339,10 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
     if not spec.table_name or not all(c.isalnum() or c in "_.-" for c in spec.table_name) \
             or not 3 <= len(spec.table_name) <= 255:
         raise UsageError(f"table_name: expected 3-255 characters of [A-Za-z0-9_.-], got {spec.table_name!r}")
+    if spec.health_depth not in HEALTH_DEPTHS:
+        raise UsageError(f"health_depth: expected one of {', '.join(HEALTH_DEPTHS)}, got {spec.health_depth!r}")
+    if not 0 <= spec.health_max_age_s <= 3600:
+        raise UsageError(f"health_max_age_s: expected 0 to 3600 seconds, got {spec.health_max_age_s!r}")
     if spec.check_type not in ("HTTP", "HTTPS"):
         raise UsageError(f"check_type: expected HTTP or HTTPS, got {spec.check_type!r}")
     if type(spec.check_port) is not int or not 1 <= spec.check_port <= 65535:
@@ -585,6 +592,8 @@ class _Provisioner:
                                                      "TableVersion": spec.table_version,
                                                      "FunctionPrefix": spec.function_prefix,
                                                      "StageName": spec.stage,
+                                                     "HealthCheckDepth": spec.health_depth,
+                                                     "HealthCheckMaxAge": f"{spec.health_max_age_s:g}",
                                                  })
 
         if spec.table_version == "2017.11.29":

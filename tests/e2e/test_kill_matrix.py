@@ -21,7 +21,7 @@ from gameday.localcloud.process.launcher import LocalCloud
 from tests.support.run_helpers import PROJECT_ROOT, gameday
 
 REGION = "eu-west-1"
-FAULTS = ("flip_health", "throttle_put", "replication_pause")
+FAULTS = ("flip_health", "throttle_put", "replication_pause", "write_impairment")
 EXIT_PATHS = (
     "normal", "raise_before_change", "raise_after_change", "raise_verify", "raise_active", "restore_fails",
     "sigint_active", "sigterm_active", "sigkill_active", "sigint_restoring", "sigterm_restoring",
@@ -36,11 +36,13 @@ from gameday.deployment import load_deployment
 from gameday.faults.concurrency import ThrottleFunction
 from gameday.faults.flip_health import FlipHealth
 from gameday.faults.replication import PauseReplication
+from gameday.faults.write_impairment import WriteImpairment
 from gameday.faults.journal import Journal
 
 described, fault_name, region, journal_path, path = sys.argv[1:6]
 deployment = load_deployment(described)
-base = {"flip_health": FlipHealth, "throttle_put": ThrottleFunction, "replication_pause": PauseReplication}[fault_name]
+base = {"flip_health": FlipHealth, "throttle_put": ThrottleFunction, "replication_pause": PauseReplication,
+        "write_impairment": WriteImpairment}[fault_name]
 
 
 class Boom(Exception):
@@ -90,8 +92,8 @@ def aws(cloud: LocalCloud, service: str) -> Any:
 
 
 def state(cloud: LocalCloud) -> dict[str, Any]:
-    """Everything any of the three faults touches in the region: Health's whole environment, PutItem's
-    concurrency, the replication switches, and the marks on both functions."""
+    """Everything any of the faults touches in the region: Health's whole environment, PutItem's
+    concurrency, the replication switches, the marks on both functions, and their roles' inline policies."""
     import requests
 
     lam = aws(cloud, "lambda")
@@ -101,6 +103,8 @@ def state(cloud: LocalCloud) -> dict[str, Any]:
         found[role] = {"env": (config["Configuration"].get("Environment") or {}).get("Variables"),
                        "concurrency": config.get("Concurrency"),
                        "marks": {k: v for k, v in (config.get("Tags") or {}).items() if k.startswith("gameday:")}}
+        role_name = config["Configuration"]["Role"].rsplit("/", 1)[-1]
+        found[role + " role"] = sorted(aws(cloud, "iam").list_role_policies(RoleName=role_name)["PolicyNames"])
     replication = requests.get(f"{cloud.control_url}/replication/status", timeout=10).json()
     found["replication"] = {k: sorted(replication.get(k) or []) for k in ("paused", "dropped")}
     return found

@@ -45,7 +45,8 @@ def test_plan_prints_each_fault_and_changes_nothing(cloud: LocalCloud, tmp_path:
         assert result.code == 0, result.stdout[-3000:] + result.stderr[-2000:]
         out = result.stdout
         assert "flip_health: gameday-Health (eu-west-1) env status: 200 -> 404" in out
-        assert "throttle_put: gameday-PutItem (eu-west-1) reserved concurrency: none -> 0" in out
+        assert ("write_impairment: gameday-PutItem, gameday-Health (eu-west-1) execution roles' dynamodb:PutItem: "
+                "allowed -> denied (inline policy gameday-write-impairment)") in out
         assert "lambda:UpdateFunctionConfiguration" in out and "detect" in out
     assert mutations(cloud, since) == []        # the ground truth: no function, table or replica changed
 

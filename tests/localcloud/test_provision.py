@@ -116,13 +116,15 @@ def assert_region_deployed(rig: CloudContext, spec: ProvisionSpec, entry: dict[s
     lam = client(rig, "lambda", region)
     expected = {"put": ("put_item.handler", {"tableName": spec.table_name}),
                 "get": ("get_item.handler", {"tableName": spec.table_name}),
-                "health": ("health.handler", {"status": "200"})}
+                "health": ("health.handler", {"status": "200", "HEALTH_DEPTH": spec.health_depth,
+                                              "HEALTH_MAX_AGE_S": f"{spec.health_max_age_s:g}",
+                                              "tableName": spec.table_name})}
     for role, (handler, env) in expected.items():
         name = entry["functions"][role]
         assert name == f"{spec.function_prefix}-{ {'put': 'PutItem', 'get': 'GetItem', 'health': 'Health'}[role] }"
         config = lam.get_function_configuration(FunctionName=name)
         assert (config["Runtime"], config["Handler"]) == (TEMPLATE_RUNTIME, handler)
-        assert config["Environment"]["Variables"] == env
+        assert config["Environment"]["Variables"] == env   # strings, as CloudFormation passes them
         assert config["CodeSize"] > 0
 
     apigw = client(rig, "apigateway", region)
@@ -370,8 +372,8 @@ def test_a_failing_stack_is_one_line_naming_the_stack(rig: CloudContext, tmp_pat
     """moto accepts a function whose code object is missing; AWS fails the stack (the supplement does too)."""
     templates = copy_templates(tmp_path)
     text = (INFRA_DIR / "regional.yaml").read_text().replace(
-        "Code: {S3Bucket: !Ref CodeBucket, S3Key: !Ref CodeKey}\n      Environment:\n        Variables: {status: \"200\"}",
-        "Code: {S3Bucket: !Ref CodeBucket, S3Key: no-such-key.zip}\n      Environment:\n        Variables: {status: \"200\"}")
+        "Code: {S3Bucket: !Ref CodeBucket, S3Key: !Ref CodeKey}\n      Environment:\n        Variables:\n          status: \"200\"",
+        "Code: {S3Bucket: !Ref CodeBucket, S3Key: no-such-key.zip}\n      Environment:\n        Variables:\n          status: \"200\"")
     assert text != (INFRA_DIR / "regional.yaml").read_text()
     (templates / "regional.yaml").write_text(text)
     spec = make_spec(rig, REGIONS_3[:2], table_version="2019.11.21", templates_dir=str(templates))

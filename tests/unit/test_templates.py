@@ -35,7 +35,10 @@ def test_regional_stack_has_the_functions_routes_stage_and_legacy_table(template
     for props in functions.values():
         assert props["Runtime"] == "python3.13"
         assert props["Code"] == {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}}
-    assert functions["health.handler"]["Environment"]["Variables"] == {"status": "200"}
+    assert functions["health.handler"]["Environment"]["Variables"] == {
+        "status": "200", "HEALTH_DEPTH": {"Ref": "HealthCheckDepth"}, "HEALTH_MAX_AGE_S": {"Ref": "HealthCheckMaxAge"},
+        "tableName": {"Ref": "TableName"}}
+    assert doc["Parameters"]["HealthCheckDepth"]["Default"] == "deep"
     paths = sorted(r["Properties"]["PathPart"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Resource")
     assert paths == ["health", "item", "{itemId}"]
     methods = sorted(r["Properties"]["HttpMethod"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Method")

@@ -100,14 +100,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         check_guardrails(deployment, [args.fail_region] if args.fail_region else regions)
         guard = held_lease(deployment, run_id=run_id, wait_s=args.wait_lock or 0.0)
-    with guard:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        from gameday.cli.journals import remember_journal
+    from gameday.cli.progress import RunProgress
 
-        remember_journal(Path(args.report_dir) / "journal.jsonl")
-        print(f"gameday run {run_id}: pytest {' '.join(pytest_args)}", flush=True)
-        code = run_pytest(pytest_args, autoload=not loads_own_plugins(args))
-    return finish_run(run_dir, code, build_html=not args.no_html, notify_url=args.notify)
+    display = RunProgress(run_dir, level=args.verbose - args.quiet)
+    try:
+        with guard:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            from gameday.cli.journals import remember_journal
+
+            remember_journal(Path(args.report_dir) / "journal.jsonl")
+            print(f"gameday run {run_id}: pytest {' '.join(pytest_args)}", flush=True)
+            try:
+                code = run_pytest(pytest_args, autoload=not loads_own_plugins(args), plugins=[display])
+            finally:
+                display.close()   # pytest closes it as the session ends; this when it ended before
+        return finish_run(run_dir, code, build_html=not args.no_html, notify_url=args.notify, display=display)
+    finally:
+        display.release()
 
 
 def check_selection(option: str, expression: str) -> None:
@@ -249,6 +258,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                           "refuse at once, naming the holder; exit 3)")
     run.add_argument("--report-dir", default="reports", metavar="DIR")
     run.add_argument("--no-html", action="store_true", help="skip building the Allure HTML report")
+    levels = run.add_mutually_exclusive_group()
+    levels.add_argument("-q", "--quiet", action="store_const", const=1, default=0,
+                        help="progress: only finished scenarios and the summary")
+    levels.add_argument("-v", "--verbose", action="store_const", const=1, default=0,
+                        help="progress: also a plain line for every wait (not only per phase)")
     run.set_defaults(func=cmd_run)
 
     local = sub.add_parser("local", help="the embedded local cloud")
@@ -311,6 +325,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                            help="required: your public hosted zone, delegated to Route 53, that holds --domain "
                                 "(provision adds records to it and never deletes it)")
     provision.add_argument("--templates", default=None, metavar="DIR")
+    provision.add_argument("--health", default="deep", metavar="deep|shallow",
+                           help="the reference /health: deep (writes and reads back the region's own item) or "
+                                "shallow (the article's: its environment only)")
     provision.add_argument("--deployment-out", default="reports/aws/deployment.yaml", metavar="FILE")
     provision.set_defaults(func=cmd_provision)
 

@@ -19,7 +19,8 @@ from gameday.provision import ProvisionSpec, provision, teardown
 
 # The spec's field names in provision's messages -> the flags a user typed.
 _FLAGS = {"regions": "--regions", "routing": "--routing", "table_version": "--table-version",
-          "templates": "--templates", "domain": "--domain", "hosted_zone_id": "--hosted-zone-id"}
+          "templates": "--templates", "domain": "--domain", "hosted_zone_id": "--hosted-zone-id",
+          "health_depth": "--health"}
 
 
 def _as_flags(error: UsageError) -> UsageError:
@@ -42,7 +43,8 @@ def _refuse_endpoint_overrides(command: str) -> None:
 def _spec(regions: list[str], args: argparse.Namespace) -> ProvisionSpec:
     return ProvisionSpec(regions=regions, table_version=args.table_version, routing=args.routing,
                          templates_dir=args.templates, hosted_zone_id=args.hosted_zone_id,
-                         domain=args.domain, zone=args.domain, custom_domain=True)
+                         domain=args.domain, zone=args.domain, custom_domain=True,
+                         health_depth=getattr(args, "health", "deep"))
 
 
 def provision_command(args: argparse.Namespace) -> int:

@@ -7,8 +7,12 @@ import os
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gameday.errors import GamedayError, UsageError
+
+if TYPE_CHECKING:
+    from gameday.cli.progress import RunProgress
 
 ALLURE_RESULTS = "allure-results"
 
@@ -65,7 +69,8 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
     paths += [str(folder) for folder in scenario_dirs(args)]
     argv = [*paths, "--rootdir", str(catalog.parents[1]), "-c", str(catalog / "pytest.ini"),
             "-p", "no:cacheprovider", "--run-dir", str(run_dir), "--no-gameday-summary",
-            "--alluredir", str(run_dir / ALLURE_RESULTS), "-q", "-rfE"]
+            "--alluredir", str(run_dir / ALLURE_RESULTS), "-q", "-rfE", "--gameday-progress", "events",
+            "-o", "console_output_style=classic"]
     if loads_own_plugins(args):
         argv += ["-p", GAMEDAY_PLUGIN, "-p", ALLURE_PLUGIN]
         for name in BUILTINS_LEFT_OUT:
@@ -137,15 +142,23 @@ def add_trends(run_dir: Path, md_path: Path) -> list[Path]:
     return list(charts.values())
 
 
-def finish_run(run_dir: Path, pytest_code: int, *, build_html: bool = True, notify_url: str | None = None) -> int:
-    """Merge the workers' rows into summary.json/summary.md, print the table, build the report.
-    Exit status: pytest's (non-zero if any verification failed), 1 if no scenario ran."""
-    from gameday.report.summary import summarise_run
+def finish_run(run_dir: Path, pytest_code: int, *, build_html: bool = True, notify_url: str | None = None,
+               display: RunProgress | None = None) -> int:
+    """Merge the workers' rows into summary.json/summary.md, print the table (coloured by verdict on
+    a terminal), build the report. Exit status: pytest's (non-zero if any verification failed), 1
+    if no scenario ran."""
+    from gameday.report.summary import summarise_run, table_cells
 
     written = summarise_run(run_dir)
     rows = written.rows
     print()
-    print(written.table() if rows else "gameday run: no scenario produced a result")
+    if rows and display is not None:
+        sys.stdout.flush()
+        header, body = table_cells(rows, written.time_scale)
+        verdicts = [cells[header.index("verdict")] for cells in body]
+        display.print_summary(written.table(), verdicts)
+    else:
+        print(written.table() if rows else "gameday run: no scenario produced a result")
     print(f"\nsummary: {written.json_path}\n         {written.md_path}")
     if rows:
         add_trends(run_dir, written.md_path)

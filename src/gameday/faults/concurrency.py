@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gameday import timing
 from gameday.deployment import Deployment
 from gameday.errors import FaultNotEffective, GamedayError
+from gameday.faults import route_probe
 from gameday.faults.base import JournalledFault
-from gameday.observe.pinned_http import GlobalRequestError, PinnedClient
 
 FAULT_NAME = "function_concurrency"
-HTTP_TIMEOUT_S = (3.05, 10.0)
 #: the function role -> the route that invokes it (method, path, JSON body), for the effectiveness check
 PROBES: dict[str, tuple[str, str, dict[str, Any] | None]] = {"put": ("POST", "/item", {}), "get": ("GET", "/item/0", None), "health": ("GET", "/health", None)}
 
@@ -68,20 +66,8 @@ class ThrottleFunction(JournalledFault):
         """The regional route answers 5xx (throttled) instead of the handler's own answer."""
         method, path, body = PROBES[self.role]
         url = self.region.api_url.rstrip("/") + path
-        seen: list[int] = []
-        # The region's own API host through the deployment's resolver, TLS verified (one client for all).
-        client = PinnedClient.for_region(self.deployment, self.region.name, timeout=HTTP_TIMEOUT_S)
-
-        def probe() -> int:
-            code = client.request(method, path, json=body).status
-            seen.append(code)
-            return code
-
-        try:
-            poll = timing.measured_poll(probe, until=lambda code: code >= 500, poll_s=self.poll_s,
-                                        budget_s=self.verify_budget_s, retry_on=(GlobalRequestError,))
-        finally:
-            client.close()
+        poll, seen = route_probe.until_failing(self.deployment, self.region.name, method, path, body,
+                                               poll_s=self.poll_s, budget_s=self.verify_budget_s)
         if not poll.reached:
             self.verified = {"url": url, "method": method, "answered": seen[-1:] or None, **poll.figures()}
             raise FaultNotEffective(f"{self.region.name}: {self.function} reserved concurrency {self.reserved} was "

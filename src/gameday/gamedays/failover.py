@@ -208,6 +208,7 @@ class RegionFailover:
                 return
             hc = self.failed.health_check_id
             budget = self.s.dns_shift_budget(hc, through_resolver=False)
+            self.s.progress.waiting(f"DNS: still answering {self.failed.name}", budget_s=budget)
             wait = dns_answers.wait_until_excludes(self.shift_now, self.dep, self.failed.name, budget, self.poll_s)
             self.run.figures["dns_shift_s"] = round(self.run.since("fault", self.run.mark("dns_shift", wait.reached_at)), 4)
             # A client honouring the TTL follows only when its cache expires (the client-visible shift).

@@ -1,5 +1,6 @@
 """Turns one scenario run into its report: Allure labels, phases, attachments (charts,
-observations, DNS answers, evidence, metrics, fault journal) and the summary row.
+observations, DNS answers, evidence, metrics, fault journal), the description (verdict,
+diagnosis, figures against the SLOs, chart: what a reader needs first) and the summary row.
 
 The run record is the one the phases are timed into (reporting.recording), and the row is made
 from it by report.summary.summary_row. It runs in a `finally`, so a failed or interrupted
@@ -18,7 +19,7 @@ from gameday.gamedays.steps import fail
 from gameday.measure.slo import effective_slos, violations_of_measured
 from gameday.records import RunRecord
 from gameday.report import allure as reporting
-from gameday.report import charts, summary
+from gameday.report import charts, overview, summary
 
 EPIC = "Multi-region failover"
 
@@ -56,9 +57,13 @@ def _judge_slos(session: GamedaySession, run: RunRecord) -> None:
 def _finish(session: GamedaySession, run: RunRecord) -> None:
     scale = session.deployment.time_scale
     evidence = run.evidence
+    if "slo" not in evidence:  # failed before it was judged: its figures are still read against the SLOs
+        slos = effective_slos(session.deployment, session.slo_overrides)
+        evidence["slo"] = {"targets": {k: v for k, v in slos.items() if k in run.figures}}
     charts_dir = session.run_dir / "charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{run.scenario}-{run.failed_region}"
+    shown: bytes | None = None  # the chart the description leads with: the timeline, else the health chart
     try:
         if evidence.get("health_observations"):
             path = charts_dir / f"{stem}-health.png"
@@ -67,12 +72,14 @@ def _finish(session: GamedaySession, run: RunRecord) -> None:
                                       title=f"Route 53 health: {run.failed_region}")
             reporting.attach_png("health observations chart", png)
             run.charts.append(str(path))
+            shown = png
         if run.traffic:
             path = charts_dir / f"{stem}-timeline.png"
             png = charts.timeline_chart(run.traffic, run.marks, path, time_scale=scale,
                                         title=f"Traffic: {run.failed_region} fails")
             reporting.attach_png("timeline", png)
             run.charts.append(str(path))
+            shown = png
     except Exception as exc:  # a chart must never hide the verdict
         evidence["chart_error"] = f"{type(exc).__name__}: {exc}"
     for name in ("health_observations", "dns_answers", "item_by_region", "write", "read_back", "fault_journal"):
@@ -84,4 +91,7 @@ def _finish(session: GamedaySession, run: RunRecord) -> None:
     reporting.attach_metrics("metrics", {**run.figures, "survivor": run.survivor, "time_scale": scale})
     if run.category is not None:
         reporting.set_failure_category(run.category)
-    session.add_row(summary.summary_row(run, time_scale=scale, run_dir=session.run_dir))
+    row = summary.summary_row(run, time_scale=scale, run_dir=session.run_dir)
+    session.add_row(row)
+    reporting.describe_html(overview.scenario_html(row, scale, heading=False,
+                                                   image_src=overview.png_data_uri(shown) if shown else None))

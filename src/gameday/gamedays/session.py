@@ -3,13 +3,12 @@
 The deployment, one set of AWS clients, the probes, a journal, a resolver, the poll interval,
 the local cloud's ground truth (read from the description's control_url, so a cloud started by
 `gameday local up` is seen too), the run directory where each scenario's row lands, and
-progress output for long waits.
+progress events for the run's display.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,44 +25,49 @@ from gameday.observe.ground_truth import GroundTruth
 from gameday.observe.resolver import Resolver
 from gameday.observe.route53 import Route53HealthProbe
 from gameday.records import write_row
+from gameday.report.progress_events import Event, event
 
 
 class Progress:
-    """One line per change (or per second) during long waits, straight to the terminal:
-    pytest captures stdout, but a person watching a game day wants to see the wait."""
+    """What a scenario is doing (its phase, what it waits for, its verdict), as events for the run's
+    display: the scenario runs in a worker, the display in the process that owns the terminal.
+    A wait is sent when what it sees changes, else at most once per `min_interval_s`."""
 
-    def __init__(self, stream: Any = None, min_interval_s: float = 1.0,
-                 write: Callable[[str], None] | None = None) -> None:
-        self._stream = stream or sys.__stderr__
-        self._write = write
+    def __init__(self, emit: Callable[[Event], None] | None = None, min_interval_s: float = 1.0) -> None:
+        self._emit = emit
         self._min_interval_s = min_interval_s
         self._last: tuple[Any, float] = (None, 0.0)
         self._lock = threading.Lock()
 
+    def phase(self, name: str) -> None:
+        self._send("phase", None, name=name)
+
     def health(self, region: str, failing: int, total: int, elapsed: float, budget: float) -> None:
-        key = ("health", region, failing, total)
-        self._say(key, f"  [{region}] Route 53: {failing}/{total} checkers failing, "
-                       f"{elapsed:.2f} s of {budget:.2f} s budget")
+        self.waiting(f"Route 53 {region}: {failing}/{total} checkers failing", budget_s=budget, elapsed_s=elapsed)
+
+    def waiting(self, what: str, *, budget_s: float, elapsed_s: float = 0.0) -> None:
+        self._send("wait", what, what=what, elapsed=round(elapsed_s, 3), budget=round(budget_s, 3))
 
     def say(self, text: str) -> None:
-        self._say(("text", text), f"  {text}", force=True)
+        self._send("note", None, text=text)
 
-    def _say(self, key: Any, line: str, force: bool = False) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last_key, last_t = self._last
-            if not force and key == last_key and now - last_t < self._min_interval_s:
-                return
-            self._last = (key, now)
-        if os.environ.get("GAMEDAY_QUIET"):
+    def finished(self, row: dict[str, Any]) -> None:
+        self._send("row", None, verdict=row.get("verdict"), category=row.get("failure_category"))
+
+    def _send(self, kind: str, throttle_key: Any, **data: Any) -> None:
+        if self._emit is None or os.environ.get("GAMEDAY_QUIET"):
             return
+        if throttle_key is not None:
+            now = time.monotonic()
+            with self._lock:
+                last_key, last_t = self._last
+                if throttle_key == last_key and now - last_t < self._min_interval_s:
+                    return
+                self._last = (throttle_key, now)
         try:
-            if self._write is not None:
-                self._write(line)
-            else:
-                print(line, file=self._stream, flush=True)
+            self._emit(event(kind, **data))
         except (OSError, ValueError):
-            pass
+            pass   # progress is for watching: it never fails a game day
 
 
 @dataclass
@@ -162,7 +166,9 @@ class GamedaySession:
 
     def add_row(self, row: dict[str, Any]) -> Path:
         """One scenario's result; workers write separate files, `gameday run` merges them."""
-        return write_row(self.run_dir, row)
+        path = write_row(self.run_dir, row)
+        self.progress.finished(row)
+        return path
 
     def ground_truth(self, kind: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         """The local cloud's record of transitions (empty against AWS: there is none)."""

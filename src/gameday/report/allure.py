@@ -31,7 +31,7 @@ import allure
 from gameday.errors import VERDICTS, Category, categorised
 from gameday.records import Phase, RunRecord
 
-__all__ = ["CATEGORIES", "CATEGORY_IDS", "CATEGORY_LABEL", "Phase", "RunRecord", "categorised", "category_of"]
+__all__ = ["CATEGORIES", "CATEGORY_IDS", "CATEGORY_LABEL", "SCENARIO_LABEL", "Phase", "RunRecord", "categorised", "category_of"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # failure categories (named, described and ordered by gameday.errors.VERDICTS)
@@ -41,6 +41,7 @@ CATEGORIES: tuple[tuple[str, str, str], ...] = tuple((v.category.value, v.title,
                                                      for v in VERDICTS.values())
 CATEGORY_IDS = tuple(c[0] for c in CATEGORIES)
 CATEGORY_LABEL = "failure_category"
+SCENARIO_LABEL = "gameday_scenario"
 _TAG = re.compile(r"^(?:[A-Za-z_][\w.]*: )?\[(" + "|".join(CATEGORY_IDS) + r")\]")
 
 
@@ -251,6 +252,12 @@ def _html(value: Any) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def describe_html(html: str) -> None:
+    """Set the running test's description (HTML, scrubbed): Allure shows it above the steps and attachments,
+    so what leads it (e.g. gameday.report.overview's verdict, diagnosis and figures) is read first."""
+    allure.dynamic.description_html(scrub_text(html))
+
+
 def label_scenario(epic: str, feature: str, story: str, severity: str = "critical",  # noqa: PLR0917 (Allure's label order)
                    failed_region: str | None = None, survivor: str | None = None,
                    title: str | None = None) -> None:
@@ -266,6 +273,8 @@ def label_scenario(epic: str, feature: str, story: str, severity: str = "critica
             allure.dynamic.label(key, value)
             allure.dynamic.parameter(key, value)
     record = _current.get()
+    if record is not None and record.scenario:
+        allure.dynamic.label(SCENARIO_LABEL, record.scenario)  # ties the test to its summary row
     if record is not None:
         record.labels.update(epic=epic, feature=feature, story=story, severity=str(severity),
                              failed_region=failed_region, survivor=survivor)

@@ -9,7 +9,12 @@ Why this shape:
 - Allure 3's awesome plugin takes failure categories from its config, not from categories.json, so the builder
   passes `gameday.report.allure.allure3_categories()` in the generated allurerc;
 - the results directories are scrubbed of credential-looking text before Allure reads them (a safety net for
-  captured logs, which do not pass through gameday.report.allure).
+  captured logs, which do not pass through gameday.report.allure);
+- the report opens on the game day: Allure 3 has no place for custom content on its first page (its sections
+  are the test tree, charts, timeline and metrics; descriptions and global attachments are a click away), so
+  when the results sit in a run folder with summary.json, the builder puts gameday.report.overview's section
+  (verdicts, diagnoses, figures against the SLOs, charts inline; each scenario linked to its Allure page)
+  above the Allure app in the same file.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from gameday.errors import GamedayError
-from gameday.report.allure import allure3_categories, scrub_text
+from gameday.report import overview
+from gameday.report.allure import SCENARIO_LABEL, allure3_categories, scrub_text
 
 HISTORY_FILE = "history.jsonl"
 HTML_FILE = "report.html"
@@ -101,6 +107,49 @@ def scrub_results(results_dirs: Iterable[Path]) -> int:
                 path.write_text(clean, encoding="utf-8")
                 changed += 1
     return changed
+
+
+def test_links(history: Path) -> dict[str, str]:
+    """Row title (scenario [region]) -> the fragment of its Allure test page, from this build's history entry."""
+    lines = [line for line in history.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if history.is_file() else []
+    try:
+        latest = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        return {}
+    links = {}
+    for result in (latest.get("testResults") or {}).values():
+        labels = {lab.get("name"): lab.get("value") for lab in result.get("labels") or []}
+        if labels.get(SCENARIO_LABEL) and result.get("id"):
+            title = overview.row_title({"scenario": labels[SCENARIO_LABEL], "failed_region": labels.get("failed_region")})
+            links[title] = f"#{result['id']}"
+    return links
+
+
+def overview_section(results: Iterable[Path], history: Path) -> str:
+    """The game-day overview of the runs whose folders hold these results ('' when none has summary.json)."""
+    parts = []
+    for run_dir in dict.fromkeys(r.parent for r in results):
+        path = run_dir / "summary.json"
+        if not path.is_file():
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        parts.append(overview.overview_html(doc, run_dir, test_links(history)))
+    return scrub_text("".join(parts))
+
+
+def lead_with(html: str, section: str) -> str:
+    """`section` as the page's first content, above the Allure app (the file stays self-contained)."""
+    if not section:
+        return html
+    marker = '<div id="app">'
+    at = html.find(marker)
+    if at < 0:
+        raise GamedayError("allure report has no <div id=\"app\">; cannot put the game-day overview first")
+    return html[:at] + section + html[at:]
 
 
 def latest_results(report_dir: Path) -> Path:
@@ -185,7 +234,7 @@ def build_report(report_dir: str | os.PathLike[str],
             detail = (proc.stderr or proc.stdout or "").strip().splitlines()
             raise GamedayError(f"allure generate failed (exit {proc.returncode}): "
                                f"{detail[-1] if detail else 'no index.html written'}")
-        html = strip_analytics(index.read_text(encoding="utf-8"))
+        html = lead_with(strip_analytics(index.read_text(encoding="utf-8")), overview_section(results, history))
         left = analytics_left(html)
         if left:
             raise GamedayError(f"allure report still contains analytics ({', '.join(left)}); not published")

@@ -95,15 +95,20 @@ def _fmt_value(value: Any, is_duration: bool, time_scale: float) -> str:
     if value is None:
         return "-"
     if is_duration and isinstance(value, (int, float)):
-        text = f"{_seconds(value)} s"
-        if time_scale and time_scale < 1.0:
-            text += f" ({_seconds(value / time_scale)} s AWS)"
-        return text
+        return duration_text(value, time_scale)
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, (list, tuple)):
         return f"{len(value)}: " + ", ".join(str(v) for v in value[:5]) + (" ..." if len(value) > 5 else "")
     return str(value)
+
+
+def duration_text(value: float, time_scale: float = 1.0) -> str:
+    """Measured seconds, with the AWS-equivalent seconds in brackets when time-scaled: "0.45 s (45 s AWS)"."""
+    text = f"{_seconds(value)} s"
+    if time_scale and time_scale < 1.0:
+        text += f" ({_seconds(value / time_scale)} s AWS)"
+    return text
 
 
 def _seconds(value: float) -> str:

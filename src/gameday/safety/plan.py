@@ -21,7 +21,7 @@ CATALOG: dict[str, tuple[tuple[str, str], ...]] = {
     "test_failover_under_load": (("flip_health", "failed"),),
     "test_latency_routing": (("flip_health", "failed"),),
     "test_all_regions_down": (("flip_health", "all"),),
-    "test_blind_spot_put_throttled_health_ok": (("throttle_put", "failed"),),
+    "test_blind_spot_writes_fail_health_checked": (("write_impairment", "failed"),),
     "test_replication_paused_then_resumed": (("replication_pause", "first"),),
 }
 
@@ -38,7 +38,7 @@ SCENARIO_OBSERVE: dict[str, tuple[tuple[str, str], ...]] = {
     "test_failover_under_load": _HEALTH_CONFIG + _ROUTE53_WATCH + _LANDING + _BULK_READ,
     "test_latency_routing": _HEALTH_CONFIG + _ROUTE53_WATCH,
     "test_all_regions_down": _HEALTH_CONFIG + _ROUTE53_WATCH,
-    "test_blind_spot_put_throttled_health_ok": _HEALTH_CONFIG + _ROUTE53_WATCH,
+    "test_blind_spot_writes_fail_health_checked": _HEALTH_CONFIG + _ROUTE53_WATCH,
     "test_replication_paused_then_resumed": _HEALTH_CONFIG + _BULK_READ,
 }
 #: Every read of the public API: what a team's own game day (not in the catalog) may call.
@@ -53,6 +53,9 @@ FAULT_ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
                     *((action, "health") for action in _MARK_ACTIONS)),
     "throttle_put": (("lambda:GetFunctionConcurrency", "put"), ("lambda:PutFunctionConcurrency", "put"),
                      ("lambda:DeleteFunctionConcurrency", "put"), *((action, "put") for action in _MARK_ACTIONS)),
+    "write_impairment": (("lambda:GetFunctionConfiguration", "put"), ("lambda:GetFunctionConfiguration", "health"),
+                         ("iam:ListRolePolicies", "role"), ("iam:PutRolePolicy", "role"),
+                         ("iam:DeleteRolePolicy", "role"), *((action, "put") for action in _MARK_ACTIONS)),
     "replication_pause": (),   # the local cloud's control endpoint, not an AWS API
 }
 #: The lease: taken (PutItem) and given back (DeleteItem) by every run, renewed (UpdateItem) by a run
@@ -133,6 +136,8 @@ def arns(deployment: Deployment, account: str, partition: str = "aws") -> dict[s
                   for r in deployment.regions},
         "health": {r.name: fn(r, r.functions.health) for r in deployment.regions},
         "put": {r.name: fn(r, r.functions.put) for r in deployment.regions},
+        # the functions' execution roles: their names are known only from GetFunctionConfiguration
+        "role": {r.name: f"arn:{partition}:iam::{account}:role/*" for r in deployment.regions},
         "healthcheck": [f"arn:{partition}:route53:::healthcheck/{r.health_check_id}" for r in deployment.regions],
         "hostedzone": f"arn:{partition}:route53:::hostedzone/{deployment.hosted_zone_id}",
     }
@@ -184,6 +189,7 @@ def actions_for(deployment: Deployment, account: str, faults: Iterable[tuple[str
 GRANTED_TOGETHER: dict[str, tuple[str, ...]] = {
     "GamedayFaultMark": ("lambda:TagResource", "lambda:UntagResource"),
     "GamedayThrottle": ("lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"),
+    "GamedayWriteImpairment": ("iam:PutRolePolicy", "iam:DeleteRolePolicy"),
 }
 _TOGETHER_BY_ACTION = {action: sid for sid, actions in GRANTED_TOGETHER.items() for action in actions}
 
@@ -227,6 +233,10 @@ def describe_faults(clients: Any, deployment: Deployment, faults: Iterable[tuple
                 got = lam.get_function_concurrency(FunctionName=region.functions.put)
                 before = str(got.get("ReservedConcurrentExecutions", "none"))
                 planned.append(PlannedFault(fault, region.name, region.functions.put, "reserved concurrency", before, "0"))
+            elif fault == "write_impairment":
+                planned.append(PlannedFault(fault, region.name, f"{region.functions.put}, {region.functions.health}",
+                                            "execution roles' dynamodb:PutItem", "allowed",
+                                            "denied (inline policy gameday-write-impairment)"))
             elif fault == "replication_pause":
                 planned.append(PlannedFault(fault, region.name, deployment.table.name, "replication", "running",
                                             "paused (local cloud)"))

@@ -22,6 +22,9 @@ def provision_local(ctx: CloudContext) -> dict:
         table_name=settings.table_name,
         table_version=settings.table_version,
         routing=settings.routing,
+        health_depth=settings.health_depth,
+        # AWS seconds in the template's terms, run at the cloud's pace like every other AWS timing
+        health_max_age_s=ProvisionSpec.health_max_age_s * settings.time_scale,
         domain=settings.domain,
         zone=settings.zone,
         check_type="HTTPS" if settings.tls else "HTTP",

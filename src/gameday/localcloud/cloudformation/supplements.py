@@ -61,7 +61,32 @@ RECORD_DELETE = declare(
         "records); AWS deletes only that record (same SetIdentifier)",
     kind="replace", signature="(self, account_id: str, region: str) -> None")
 
+LAMBDA_FROM_TEMPLATE = declare(
+    "moto.awslambda.models:LambdaFunction.create_from_cloudformation_json",
+    why="CloudFormation hands a Ref'd Number parameter on as a string ('the parameter value becomes a "
+        "string'), so a function's Environment.Variables are strings; moto keeps the number, which "
+        "GetFunctionConfiguration then shows and UpdateFunctionConfiguration refuses",
+    kind="wrap",
+    signature="(resource_name: 'str', cloudformation_json: 'dict[str, Any]', account_id: 'str', "
+              "region_name: 'str', **kwargs: 'Any') -> 'LambdaFunction'")
+
 SUPPLIED_TYPES = ("AWS::ApiGateway::Stage", "AWS::DynamoDB::GlobalTable")
+
+
+def _variables_as_strings(original: Any) -> Any:
+    def create(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+               region_name: str, **kwargs: Any) -> Any:
+        environment = (cloudformation_json.get("Properties") or {}).get("Environment") or {}
+        variables = environment.get("Variables")
+        if isinstance(variables, dict):
+            for key, value in variables.items():
+                if isinstance(value, bool):
+                    variables[key] = "true" if value else "false"
+                elif isinstance(value, (int, float)):
+                    variables[key] = str(value)
+        return original(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+    return classmethod(create)
 
 
 def _delete_this_record(self: Any, account_id: str, region: str) -> None:
@@ -80,6 +105,8 @@ def install_patches() -> None:
     from gameday.localcloud.cloudformation import custom_domains
 
     RECORD_DELETE.apply(_delete_this_record)
+    if not getattr(LAMBDA_FROM_TEMPLATE, "_applied", False):
+        LAMBDA_FROM_TEMPLATE.apply(_variables_as_strings(LAMBDA_FROM_TEMPLATE.original()))
     custom_domains.install()
 
 

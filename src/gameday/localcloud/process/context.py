@@ -24,6 +24,7 @@ CHECKER_REGIONS = (
 )
 TABLE_VERSIONS = ("2017.11.29", "2019.11.21")
 ROUTINGS = ("failover", "latency")
+HEALTH_DEPTHS = ("deep", "shallow")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class CloudSettings:
     time_scale: float = 0.01
     table_version: str = "2017.11.29"
     routing: str = "failover"
+    health_depth: str = "deep"         # the reference Health: deep (writes and reads back) or shallow
     domain: str = DEFAULT_DOMAIN
     zone: str = DEFAULT_ZONE
     table_name: str = "MyGlobalTable"

@@ -24,6 +24,7 @@ import yaml
 
 from gameday.errors import UsageError
 from gameday.localcloud.process.context import (
+    HEALTH_DEPTHS,
     ROUTINGS,
     TABLE_VERSIONS,
     CloudContext,
@@ -87,6 +88,8 @@ def validate_settings(settings: CloudSettings) -> None:
         raise UsageError(f"--table-version: expected one of {', '.join(TABLE_VERSIONS)}, got {settings.table_version!r}")
     if settings.routing not in ROUTINGS:
         raise UsageError(f"--routing: expected one of {', '.join(ROUTINGS)}, got {settings.routing!r}")
+    if settings.health_depth not in HEALTH_DEPTHS:
+        raise UsageError(f"--health: expected one of {', '.join(HEALTH_DEPTHS)}, got {settings.health_depth!r}")
     if settings.routing == "failover" and len(settings.regions) != 2:
         raise UsageError("--routing: failover routing takes exactly 2 regions; use latency")
     if not (0 < settings.time_scale <= 1):
@@ -279,6 +282,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, default=0.01, help="local seconds per AWS second (0.01: 30 s -> 0.3 s)")
     parser.add_argument("--table-version", default="2017.11.29", choices=None)
     parser.add_argument("--routing", default="failover")
+    parser.add_argument("--health", default="deep", metavar="deep|shallow",
+                        help="the reference /health: deep (also writes and reads back the region's own item "
+                             "in the table, the default) or shallow (the article's: its environment only)")
     parser.add_argument("--templates", default=None, metavar="DIR", help="your own templates of the same resource types")
     parser.add_argument("--deployment-out", default=DEFAULT_DESCRIPTION, metavar="FILE")
     parser.add_argument("--port", type=int, default=8080, help="the regions' data-plane port (0: any free port)")
@@ -329,6 +335,7 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
         time_scale=args.time_scale,
         table_version=args.table_version,
         routing=args.routing,
+        health_depth=args.health,
         templates_dir=args.templates,
         data_plane_port=args.port,
         aws_port=args.aws_port,
