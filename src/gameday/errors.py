@@ -99,6 +99,30 @@ EXIT_PASS, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_STOPPED, EXIT_RESTORE_FAI
 _EXIT_RANK = (EXIT_RESTORE_FAILED, EXIT_STOPPED, EXIT_FAILED)
 
 
+#: what an operator looks at first, by failure category (the summary and the report say it)
+ACT_ON: dict[Category, str] = {
+    Category.FAULT_NOT_EFFECTIVE: "the fault did not change what the region answers: check the fault's "
+                                  "target (function, key) and that the health endpoint reads it",
+    Category.DETECTION_TIMEOUT: "Route 53 kept the region healthy: check the health check's path, interval, "
+                                "failure threshold and that it probes the Health function",
+    Category.NO_DNS_SHIFT: "DNS kept answering the failed region: check the failover records' health-check "
+                           "association and their TTL",
+    Category.WRONG_REGION: "traffic reached a region it should not: check the routing policy and which "
+                           "records answer the global domain",
+    Category.WRITE_FAILED: "the survivor did not take the write: check its API, Lambda and table in that region",
+    Category.LOST_WRITES: "acknowledged writes are missing: check the global table's replication and the "
+                          "table version",
+    Category.ROLLBACK_FAILURE: "the fault was not undone: run `gameday restore` and check the region by hand",
+    Category.SLO_VIOLATION: "a figure is over its SLO: compare it with the SLO below and the timeline",
+    Category.STEADY_STATE: "the deployment was not healthy before the fault: fix it before the game day",
+    Category.STOPPED: "a stop condition ended the game day: read the stop reason and the alarms",
+    Category.BLIND_SPOT: "the health check never saw the region's write path fail: make /health exercise a "
+                         "write (the reference deep check) or alarm on the region's write errors",
+    Category.HARNESS_ERROR: "gameday could not tell: read the error and the steps (not a verdict on the "
+                            "deployment)",
+}
+
+
 def run_exit_code(categories: list[Category | str | None], pytest_code: int) -> int:
     """A run's exit status from its scenarios' categories: a failed restore outranks a stop, which
     outranks any other failure; a run whose tests failed without a category keeps pytest's code."""

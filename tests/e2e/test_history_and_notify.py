@@ -4,6 +4,7 @@ from `gameday report --history`, and the summary posted to a webhook on loopback
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -53,6 +54,15 @@ def test_three_kept_runs_give_trends_a_history_table_and_webhook_posts(tmp_path:
     assert any(link.startswith("trends/") for link in links), md[-2000:]
     for link in links:
         assert not Path(link).is_absolute() and (latest / link).is_file(), link   # resolve from the file's folder
+
+    # The HTML report carries the same trend charts, inline, in its first view.
+    built = gameday("report", "--report-dir", str(tmp_path), report_dir=tmp_path)
+    assert built.code == 0, built.stderr[-2000:]
+    page = (tmp_path / "report.html").read_text() if (tmp_path / "report.html").is_file() else \
+        next(tmp_path.rglob("report.html")).read_text()
+    trends = page[page.index("id='gameday-trends'"):page.index("id=\"app\"")]
+    detection_chart = base64.b64encode((latest / "trends" / "trend-detection_s.png").read_bytes()).decode()
+    assert detection_chart in trends
 
     table = gameday("report", "--report-dir", str(tmp_path), "--history", report_dir=tmp_path)
     assert table.code == 0 and "3 kept runs" in table.stdout

@@ -230,3 +230,19 @@ def test_pytest_is_below_9_1_for_allure_pytest_2_16():
     """allure-pytest 2.16 with pytest >= 9.1 adds spurious fixture-teardown entries (allure-python#918)."""
     major, minor = (int(x) for x in pytest.__version__.split(".")[:2])
     assert (major, minor) < (9, 1), f"pytest {pytest.__version__}: keep pytest<9.1 while allure-pytest is 2.16"
+
+
+def test_terminal_table_puts_each_figure_beside_its_slo_and_says_what_to_act_on():
+    def row(scenario, verdict, category, detection, error=None):
+        return {"scenario": scenario, "failed_region": "eu-west-1", "verdict": verdict, "failure_category": category,
+                "error": error, "detection_s": detection, "dns_shift_s": 0.5,
+                "evidence": {"slo": {"targets": {"detection_s": 60, "dns_shift_s": {"max": 40}}}}}
+    rows = [row("region_failover", "pass", None, 0.45),
+            row("blind_spot", "fail", "blind_spot", 0.9, "for 180 s writes to eu-west-1 failed\ndetails")]
+    text = summary.render_terminal(rows, time_scale=0.01)
+    failover, blind = (line for line in text.splitlines() if line.startswith(("region_failover", "blind_spot")))
+    assert "0.45 s (45 s AWS) ≤ 60" in failover and "0.50 s (50 s AWS) > 40 !" in failover
+    assert "0.90 s (90 s AWS) > 60 !" in blind
+    (diagnosis,) = [line for line in text.splitlines() if line.startswith("diagnosis:")]
+    assert diagnosis.startswith("diagnosis: blind_spot [eu-west-1]: Blind spot: for 180 s writes to eu-west-1 failed")
+    assert "act on: the health check never saw the region's write path fail" in diagnosis and "details" not in diagnosis

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gameday.errors import VERDICTS, Category
-from gameday.report.summary import duration_text
+from gameday.errors import ACT_ON, VERDICTS, Category
+from gameday.report.summary import duration_text, slo_limits
 
 #: (title, figure key): the figures a game day is judged by, in reading order (shown when measured)
 HEADLINE: tuple[tuple[str, str], ...] = (
@@ -32,26 +32,6 @@ HEADLINE: tuple[tuple[str, str], ...] = (
 ALWAYS_SHOWN = ("detection_s", "dns_shift_s")  # shown as "not measured" too: a failover that never shifted
 SECTION_ID = "gameday-overview"
 
-#: what to look at first, by failure category
-ACT_ON: dict[Category, str] = {
-    Category.FAULT_NOT_EFFECTIVE: "the fault did not change what the region answers: check the fault's "
-                                  "target (function, key) and that the health endpoint reads it",
-    Category.DETECTION_TIMEOUT: "Route 53 kept the region healthy: check the health check's path, interval, "
-                                "failure threshold and that it probes the Health function",
-    Category.NO_DNS_SHIFT: "DNS kept answering the failed region: check the failover records' health-check "
-                           "association and their TTL",
-    Category.WRONG_REGION: "traffic reached a region it should not: check the routing policy and which "
-                           "records answer the global domain",
-    Category.WRITE_FAILED: "the survivor did not take the write: check its API, Lambda and table in that region",
-    Category.LOST_WRITES: "acknowledged writes are missing: check the global table's replication and the "
-                          "table version",
-    Category.ROLLBACK_FAILURE: "the fault was not undone: run `gameday restore` and check the region by hand",
-    Category.SLO_VIOLATION: "a figure is over its SLO: compare it with the SLO below and the timeline",
-    Category.STEADY_STATE: "the deployment was not healthy before the fault: fix it before the game day",
-    Category.STOPPED: "a stop condition ended the game day: read the stop reason and the alarms",
-    Category.HARNESS_ERROR: "gameday could not tell: read the error and the steps (not a verdict on the "
-                            "deployment)",
-}
 
 _STYLE = ("font-family:system-ui,-apple-system,Segoe UI,sans-serif;color:#1d1d1f;background:#fff;"
           "line-height:1.4;")
@@ -73,12 +53,6 @@ def row_title(row: Mapping[str, Any]) -> str:
     return f"{row.get('scenario')}" + (f" [{region}]" if region else "")
 
 
-def _slo_limit(target: Any) -> tuple[float | None, float | None]:
-    if isinstance(target, Mapping):
-        return target.get("max"), target.get("min")
-    return (float(target), None) if isinstance(target, (int, float)) and not isinstance(target, bool) else (None, None)
-
-
 def _value_text(key: str, value: Any, time_scale: float) -> str:
     if value is None:
         return "not measured"
@@ -97,7 +71,7 @@ def figure_lines(row: Mapping[str, Any], time_scale: float) -> list[tuple[str, s
         if key not in metrics:
             continue
         value = metrics[key]
-        upper, lower = _slo_limit(targets.get(key))
+        upper, lower = slo_limits(targets.get(key))
         if value is None and upper is None and lower is None and key not in ALWAYS_SHOWN:
             continue  # e.g. a load figure this game day had no phase for
         text = _value_text(key, value, time_scale)
@@ -168,6 +142,17 @@ def chart_of(row: Mapping[str, Any], run_dir: str | Path) -> bytes | None:
     return None
 
 
+def trends_html(run_dir: Path) -> str:
+    """The trend charts across kept runs that the run wrote beside summary.md (`trends/`), inline."""
+    charts = sorted((run_dir / "trends").glob("trend-*.png")) if (run_dir / "trends").is_dir() else []
+    if not charts:
+        return ""
+    images = "".join(f"<img class='gameday-trend' alt='{_e(p.stem)}' src='{png_data_uri(p.read_bytes())}' "
+                     f"style='max-width:420px;margin:4px'>" for p in charts)
+    return (f"<div id='gameday-trends'><h3 style='margin:10px 0 4px;font-size:16px'>Trends across kept runs "
+            f"(AWS seconds, SLO line)</h3>{images}</div>")
+
+
 def overview_html(summary: Mapping[str, Any], run_dir: str | Path,
                   links: Mapping[str, str] | None = None) -> str:
     """The report's first view: every row of summary.json, charts inline; `links` maps a row title
@@ -182,6 +167,7 @@ def overview_html(summary: Mapping[str, Any], run_dir: str | Path,
         png = chart_of(row, run_dir)
         blocks.append(scenario_html(row, scale, image_src=png_data_uri(png) if png else None,
                                     link=(links or {}).get(row_title(row))))
+    blocks.append(trends_html(Path(run_dir)))
     return (f"<section id='{SECTION_ID}' style='{_STYLE}padding:12px 24px;border-bottom:2px solid #ccc'>"
             f"<h2 style='margin:0 0 4px;font-size:20px;font-weight:600'>Game day {_e(summary.get('run_id', ''))}: {passed} of {len(rows)} "
             f"scenarios passed</h2><div style='color:#555;font-size:13px;margin-bottom:6px'>{_e(note.strip())} The Allure report (steps, "

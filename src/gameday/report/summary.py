@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gameday.errors import ACT_ON, VERDICTS, Category
 from gameday.records import RunRecord
 from gameday.report.allure import scrub
 
@@ -120,6 +121,40 @@ def _seconds(value: float) -> str:
     return f"{value:.2g}" if value else "0"
 
 
+def slo_limits(target: Any) -> tuple[float | None, float | None]:
+    """(max, min) of one SLO target as a row's evidence holds it (a number is a max)."""
+    if isinstance(target, Mapping):
+        return target.get("max"), target.get("min")
+    return (float(target), None) if isinstance(target, (int, float)) and not isinstance(target, bool) else (None, None)
+
+
+def _against_slo(key: str, value: Any, target: Any, time_scale: float) -> str:
+    """' ≤ 60' within the SLO, ' > 60 !' over it ('' without one); *_s SLOs are AWS seconds."""
+    upper, lower = slo_limits(target)
+    if not isinstance(value, (int, float)) or (upper is None and lower is None):
+        return ""
+    compared = value / time_scale if key.endswith("_s") and time_scale else value
+    if upper is not None and compared > upper:
+        return f" > {upper:g} !"
+    if lower is not None and compared < lower:
+        return f" < {lower:g} !"
+    return f" ≤ {upper:g}" if upper is not None else f" ≥ {lower:g}"
+
+
+def diagnosis(row: Mapping[str, Any]) -> str | None:
+    """One line for a failed row: what failed, why, and what to act on (None for a pass)."""
+    if row.get("verdict") == "pass":
+        return None
+    try:
+        category: Category | None = Category.parse(row.get("failure_category") or "")
+    except ValueError:
+        category = None
+    title = VERDICTS[category].title if category is not None else "uncategorised failure"
+    reason = str(row.get("error") or "").strip().splitlines()
+    act = ACT_ON.get(category, "read the error and the steps") if category is not None else "read the error"
+    return f"{_row_name(row)}: {title}" + (f": {reason[0][:240]}" if reason else "") + f" -> act on: {act}"
+
+
 def _verdict(row: Mapping[str, Any]) -> str:
     verdict = str(row.get("verdict") or "-")
     if verdict == "fail" and row.get("failure_category"):
@@ -135,9 +170,14 @@ def table_cells(rows: Iterable[Mapping[str, Any]], time_scale: float = 1.0) -> t
         metrics = given.get("metrics") or {}
         row = {**{k: metrics[k] for k in LOAD_FIGURES if k in metrics}, **{k: v for k, v in given.items()
                                                                           if v is not None}}
+        targets = ((row.get("evidence") or {}).get("slo") or {}).get("targets") or {}
         cells = []
         for _, key, is_s in COLUMNS:
-            cells.append(_verdict(row) if key == "verdict" else _fmt_value(row.get(key), is_s, time_scale))
+            if key == "verdict":
+                cells.append(_verdict(row))
+                continue
+            value = row.get(key)
+            cells.append(_fmt_value(value, is_s, time_scale) + _against_slo(key, value, targets.get(key), time_scale))
         body.append(cells)
     return header, body
 
@@ -151,8 +191,9 @@ def render_terminal(rows: Iterable[Mapping[str, Any]], time_scale: float = 1.0) 
     rule = "  ".join("-" * w for w in widths)
     lines = [line, rule] + ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
     if time_scale and time_scale < 1.0:
-        lines.append(f"(time scale {time_scale:g}: AWS-equivalent seconds in brackets)")
+        lines.append(f"(time scale {time_scale:g}: AWS-equivalent seconds in brackets; SLOs, after ≤ or >, in AWS seconds)")
     lines += [f"finding: {_row_name(r)}: {f}" for r in rows for f in (r.get("findings") or [])]
+    lines += [f"diagnosis: {d}" for d in (diagnosis(r) for r in rows) if d]
     return "\n".join(line.rstrip() for line in lines)
 
 
