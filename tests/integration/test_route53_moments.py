@@ -127,5 +127,7 @@ def test_half_the_status_calls_throttled_is_absorbed_and_reported(local_cloud: D
     # Backoff stays under half an interval, so the rebuild still sees every result and the detection
     # is still within the (wider) poll gap of the truth, not botocore's seconds of backoff later.
     assert 0 <= wait.reached_at - declared <= wait.max_gap_s + RTT_S
-    assert wait.max_gap_s < wait.interval_s
+    assert wait.max_gap_s < 3 * wait.interval_s, "botocore's backoff, not the harness's"
+    if wait.max_gap_s >= wait.interval_s:   # a loaded machine stretched a gap: the wait must say so
+        assert any("wider than the checkers' interval" in f for f in wait.flags), wait.flags
     probe.wait_until(hc, healthy=True, region=region.name)
