@@ -52,6 +52,17 @@ SELF_RETRIED = frozenset(OPERATION_LIMITS)
 DEFAULT_MAX_WAIT_AWS_S = 60.0    # the longest one call waits for a token outside a wait's own budget
 
 
+
+def _read_state(handle: Any) -> dict[str, Any]:
+    """The shared state in a locked file (empty or unreadable: a fresh one)."""
+    handle.seek(0)
+    text = handle.read()
+    try:
+        state = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}
+    return state if isinstance(state, dict) else {}
+
 class ApiBudgetExhausted(ScenarioError):
     """No token could be had before the wait's deadline."""
 
@@ -114,12 +125,7 @@ class SharedBudget:
         with open(self.path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                handle.seek(0)
-                text = handle.read()
-                try:
-                    state = json.loads(text) if text.strip() else {}
-                except ValueError:
-                    state = {}
+                state = _read_state(handle)
                 buckets = state.setdefault("buckets", {})
                 wait = 0.0
                 refreshed = {}
@@ -166,12 +172,7 @@ class SharedBudget:
         with contextlib.suppress(OSError), open(self.path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                handle.seek(0)
-                text = handle.read()
-                try:
-                    state = json.loads(text) if text.strip() else {}
-                except ValueError:
-                    state = {}
+                state = _read_state(handle)
                 state["throttled"] = int(state.get("throttled", 0)) + 1
                 handle.seek(0)
                 handle.truncate()
