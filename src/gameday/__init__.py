@@ -34,6 +34,8 @@ EXPORTS: dict[str, str] = {
     # faults: each records what it changes, restores it on every exit path, and journals it
     "FlipHealth": "gameday.faults.flip_health",
     "ThrottleFunction": "gameday.faults.concurrency",
+    "RegionOutage": "gameday.faults.region_outage",
+    "WriteImpairment": "gameday.faults.write_impairment",
     "PauseReplication": "gameday.faults.replication",
     "DropReplication": "gameday.faults.replication",
     "JournalledFault": "gameday.faults.base",

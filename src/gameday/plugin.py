@@ -10,6 +10,8 @@ Settings, each from the command line, else the environment, else a default:
   --deployment FILE   GAMEDAY_DEPLOYMENT   attach to this deployment (default: an embedded local cloud per worker)
   --fail-region R     GAMEDAY_FAIL_REGION  fail only region R (default: every region, one scenario run each)
   --time-scale X      GAMEDAY_TIME_SCALE   time scale of the embedded local cloud (default 0.01)
+  --local-regions L   GAMEDAY_LOCAL_REGIONS  the embedded local cloud's regions (default eu-west-1,us-east-1)
+  --local-routing R   GAMEDAY_LOCAL_ROUTING  its routing (default failover for 2 regions, latency for more)
   --run-dir DIR       GAMEDAY_RUN_DIR      where rows, journal and evidence go (default reports/<run id>)
 A bad value is reported with the place it came from (the option or the variable).
 
@@ -61,6 +63,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail only this region (env GAMEDAY_FAIL_REGION; default: each region in turn)")
     group.addoption("--time-scale", metavar="X", default=None,
                     help=f"time scale of the embedded local cloud (env GAMEDAY_TIME_SCALE; default {DEFAULT_TIME_SCALE})")
+    group.addoption("--local-regions", metavar="R1,R2[,...]", default=None,
+                    help="regions of the embedded local cloud (env GAMEDAY_LOCAL_REGIONS; default "
+                         f"{','.join(DEFAULT_REGIONS)})")
+    group.addoption("--local-routing", metavar="failover|latency", default=None,
+                    help="routing of the embedded local cloud (env GAMEDAY_LOCAL_ROUTING; default failover "
+                         "for two regions, latency for more)")
     group.addoption("--run-dir", metavar="DIR", default=None,
                     help="run output directory (env GAMEDAY_RUN_DIR; default: reports/<run-id>)")
     group.addoption("--gameday-progress", choices=("lines", "events", "off"), default="lines",
@@ -103,6 +111,8 @@ class Settings:
     fail_region: Setting
     time_scale: Setting
     run_dir: Setting
+    local_regions: Setting      # tuple of region names
+    local_routing: Setting      # "failover" | "latency"
 
 
 _SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -129,6 +139,26 @@ def _time_scale(setting: Setting) -> Setting:
     return Setting(scale, setting.source)
 
 
+def _local_regions(setting: Setting) -> Setting:
+    if setting.value is None:
+        return Setting(DEFAULT_REGIONS, "default")
+    regions = tuple(r.strip() for r in str(setting.value).split(",") if r.strip())
+    if len(regions) < 2 or len(set(regions)) != len(regions):
+        raise pytest.UsageError(f"{setting.source}: expected at least 2 distinct comma-separated regions, "
+                                f"got {setting.value!r}")
+    return Setting(regions, setting.source)
+
+
+def _local_routing(setting: Setting, regions: Setting) -> Setting:
+    routing = setting.value or ("failover" if len(regions.value) == 2 else "latency")
+    if routing not in ("failover", "latency"):
+        raise pytest.UsageError(f"{setting.source}: expected failover or latency, got {routing!r}")
+    if routing == "failover" and len(regions.value) != 2:
+        raise pytest.UsageError(f"{setting.source}: failover routing pairs exactly 2 regions, "
+                                f"{regions.source} names {len(regions.value)}; use latency")
+    return Setting(routing, setting.source)
+
+
 def settings(config: pytest.Config) -> Settings:
     """The game-day settings of this run, read (and checked) once, when first needed."""
     if _SETTINGS_KEY not in config.stash:
@@ -137,6 +167,8 @@ def settings(config: pytest.Config) -> Settings:
             fail_region=_raw(config, "--fail-region", "GAMEDAY_FAIL_REGION"),
             time_scale=_time_scale(_raw(config, "--time-scale", "GAMEDAY_TIME_SCALE", DEFAULT_TIME_SCALE)),
             run_dir=_raw(config, "--run-dir", "GAMEDAY_RUN_DIR"),
+            local_regions=(regions := _local_regions(_raw(config, "--local-regions", "GAMEDAY_LOCAL_REGIONS"))),
+            local_routing=_local_routing(_raw(config, "--local-routing", "GAMEDAY_LOCAL_ROUTING"), regions),
         )
     return config.stash[_SETTINGS_KEY]
 
@@ -161,7 +193,8 @@ def attached_deployment(config: pytest.Config) -> Deployment | None:
 def failed_regions(config: pytest.Config) -> list[str]:
     """The regions a failover game day is run for: every region of the deployment, or the one chosen."""
     deployment = attached_deployment(config)
-    regions = [region.name for region in deployment.regions] if deployment else list(DEFAULT_REGIONS)
+    regions = [region.name for region in deployment.regions] if deployment else list(
+        settings(config).local_regions.value)
     only = settings(config).fail_region
     if only.value is None:
         return regions
@@ -282,7 +315,8 @@ def deployment_file(pytestconfig: pytest.Config) -> Iterator[tuple[Path, Any]]:
         return
     from gameday.localcloud.process.launcher import LocalCloud
 
-    with LocalCloud(time_scale=chosen.time_scale.value) as cloud:
+    with LocalCloud(time_scale=chosen.time_scale.value, regions=list(chosen.local_regions.value),
+                    routing=chosen.local_routing.value) as cloud:
         yield cloud.deployment_path, cloud
 
 
@@ -404,7 +438,10 @@ def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path
             from gameday.localcloud.process.launcher import LocalCloud
 
             gameday.progress.say(f"starting a second local cloud with {routing} routing")
-            cloud = stack.enter_context(LocalCloud(time_scale=chosen.time_scale.value, routing=routing))
+            # failover records pair two regions: a failover cloud beside a wider one takes its first two
+            regions = list(chosen.local_regions.value)[:2] if routing == "failover" else list(chosen.local_regions.value)
+            cloud = stack.enter_context(LocalCloud(time_scale=chosen.time_scale.value, routing=routing,
+                                                   regions=regions))
             session = GamedaySession.open(cloud.deployment_path, run_dir=run_dir, local_cloud=cloud,
                                           progress=gameday.progress)
             session.slo_overrides = dict(gameday.slo_overrides)

@@ -56,6 +56,8 @@ RESERVED_SECOND_LEVEL = ("example.com", "example.net", "example.org")
 
 TABLE_VERSIONS = ("2017.11.29", "2019.11.21")
 ROUTINGS = ("failover", "latency")
+RECORD_TYPES = ("alias", "cname")
+ALIAS_TARGET_TTL_S = 60               # what an API Gateway domain name answers with (an alias's TTL)
 HEALTH_DEPTHS = ("deep", "shallow")   # regional.yaml's HealthCheckDepth: what /health proves
 REGION_ATTRIBUTE = {"2017.11.29": "aws:rep:updateregion", "2019.11.21": "written_region"}
 # The resource types the provisioner and the local cloud handle (reference templates + IAM extras).
@@ -101,6 +103,10 @@ class ProvisionSpec:
     request_interval: int = 10
     failure_threshold: int = 3
     record_ttl_s: int = 60
+    # The custom domain's records: "alias" (alias A records to each region's RegionalDomainName,
+    # answering with the target's TTL) or "cname" (CNAMEs, TTL record_ttl_s). None: the shape's own
+    # (alias with a custom domain; without one the records are CNAMEs to the execute-api hosts).
+    record_type: str | None = None
     templates_dir: str | None = None           # None: infra/
     functions_dir: str | None = None           # None: infra/functions
     stack_prefix: str = "gameday"
@@ -320,6 +326,11 @@ def _validate_aws_target(spec: ProvisionSpec) -> None:
         raise UsageError(f"domain: expected a name in a zone delegated to Route 53, got {spec.domain!r}: {reason}")
 
 
+def records_of(spec: ProvisionSpec) -> str:
+    """The kind of the custom domain's records: the spec's, or the shape's own."""
+    return spec.record_type or ("alias" if spec.custom_domain else "cname")
+
+
 def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
     """Check the spec and load the templates; UsageError naming the field. Makes no AWS call."""
     if not spec.regions or len(spec.regions) < 2:
@@ -353,6 +364,14 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
         raise UsageError(f"failure_threshold: expected 1-10, got {spec.failure_threshold!r}")
     if type(spec.record_ttl_s) is not int or not 0 <= spec.record_ttl_s <= 2147483647:
         raise UsageError(f"record_ttl_s: expected a non-negative integer, got {spec.record_ttl_s!r}")
+    if spec.record_type is not None and spec.record_type not in RECORD_TYPES:
+        raise UsageError(f"record_type: expected one of {', '.join(RECORD_TYPES)}, got {spec.record_type!r}")
+    if spec.record_type == "alias" and not spec.custom_domain:
+        raise UsageError("record_type: alias records point at a custom domain's target, which only the "
+                         "custom-domain shape has (use cname)")
+    if records_of(spec) == "alias" and spec.record_ttl_s != ALIAS_TARGET_TTL_S:
+        raise UsageError(f"record_ttl_s: alias records answer with their target's TTL ({ALIAS_TARGET_TTL_S} s for "
+                         f"an API Gateway domain), not {spec.record_ttl_s}; use record_type cname for a TTL of your own")
     domain, zone = spec.domain.rstrip(".").lower(), spec.zone.rstrip(".").lower()
     if not is_dns_name(domain):
         raise UsageError(f"domain: expected a DNS name like api.mycompany.com, got {spec.domain!r}")
@@ -637,6 +656,7 @@ class _Provisioner:
                                             "RequestInterval": spec.request_interval,
                                             "FailureThreshold": spec.failure_threshold,
                                             "RecordTtl": spec.record_ttl_s,
+                                            "RecordType": records_of(spec).upper(),
                                         })
             entry: dict[str, Any] = {
                 "name": region,

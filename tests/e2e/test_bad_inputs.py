@@ -165,6 +165,8 @@ def test_a_junk_address_prefix_names_the_option_and_the_form_it_takes(tmp_path: 
     (("--time-scale", "nan"), "--time-scale: expected a number in (0, 1]"),
     (("--replication-delay", "-1"), "--replication-delay: expected a number of AWS seconds >= 0"),
     (("--routing", "weighted"), "--routing: expected one of failover, latency"),
+    (("--ttl", "3600"), "--ttl: alias records answer with their target's TTL (60 s), not 3600; add --records cname"),
+    (("--no-tls", "--records", "alias"), "--records: alias records point at a regional custom domain"),
 ])
 def test_other_junk_local_up_arguments_are_one_line_naming_them(tmp_path: Path, args: tuple[str, ...],
                                                                 needle: str) -> None:
@@ -269,3 +271,24 @@ def test_policy_refuses_an_unwritable_out_before_any_call(tmp_path: Path, proxy:
                          timeout=120, env=aws_env(proxy))
         one_line_error(result, needle)
     assert proxy.connections == 0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--regions", "eu-west-1"), "--regions: expected at least 2 comma-separated regions"),
+    (("--regions", "eu-west-1,eu-west-1"), "--regions: duplicate region"),
+    (("--regions", "eu-west-1,xx-fake-9"), "--regions: unknown region 'xx-fake-9'"),
+    (("--regions", "eu-west-1,us-east-1,ap-southeast-1", "--routing", "failover"),
+     "--routing: failover routing pairs exactly 2 regions, --regions names 3; use latency"),
+    (("--routing", "weighted"), "--routing: expected one of failover, latency, got 'weighted'"),
+])
+def test_run_refuses_junk_embedded_cloud_regions_before_any_game_day(tmp_path: Path, args: tuple[str, ...],
+                                                                     needle: str) -> None:
+    one_line_error(gameday("run", "--no-html", "--report-dir", str(tmp_path), *args, report_dir=tmp_path), needle)
+    assert not any(tmp_path.iterdir())   # no run folder: nothing ran
+
+
+def test_run_refuses_embedded_cloud_regions_beside_a_deployment(tmp_path: Path) -> None:
+    described = write(tmp_path / "deployment.yaml", GOOD)
+    one_line_error(gameday("run", "--deployment", str(described), "--regions", "eu-west-1,us-east-1",
+                           "--report-dir", str(tmp_path / "reports"), report_dir=tmp_path),
+                   "--regions: only for the embedded local cloud")

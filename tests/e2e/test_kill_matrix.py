@@ -21,7 +21,7 @@ from gameday.localcloud.process.launcher import LocalCloud
 from tests.support.run_helpers import PROJECT_ROOT, gameday
 
 REGION = "eu-west-1"
-FAULTS = ("flip_health", "throttle_put", "replication_pause", "write_impairment")
+FAULTS = ("flip_health", "throttle_put", "replication_pause", "write_impairment", "region_outage")
 EXIT_PATHS = (
     "normal", "raise_before_change", "raise_after_change", "raise_verify", "raise_active", "restore_fails",
     "sigint_active", "sigterm_active", "sigkill_active", "sigint_restoring", "sigterm_restoring",
@@ -37,12 +37,13 @@ from gameday.faults.concurrency import ThrottleFunction
 from gameday.faults.flip_health import FlipHealth
 from gameday.faults.replication import PauseReplication
 from gameday.faults.write_impairment import WriteImpairment
+from gameday.faults.region_outage import RegionOutage
 from gameday.faults.journal import Journal
 
 described, fault_name, region, journal_path, path = sys.argv[1:6]
 deployment = load_deployment(described)
 base = {"flip_health": FlipHealth, "throttle_put": ThrottleFunction, "replication_pause": PauseReplication,
-        "write_impairment": WriteImpairment}[fault_name]
+        "write_impairment": WriteImpairment, "region_outage": RegionOutage}[fault_name]
 
 
 class Boom(Exception):
@@ -92,13 +93,13 @@ def aws(cloud: LocalCloud, service: str) -> Any:
 
 
 def state(cloud: LocalCloud) -> dict[str, Any]:
-    """Everything any of the faults touches in the region: Health's whole environment, PutItem's
-    concurrency, the replication switches, the marks on both functions, and their roles' inline policies."""
+    """Everything any of the faults touches in the region: the replication switches, and for every
+    function its whole environment, its reserved concurrency, its marks and its role's inline policies."""
     import requests
 
     lam = aws(cloud, "lambda")
     found: dict[str, Any] = {}
-    for role in ("gameday-Health", "gameday-PutItem"):
+    for role in ("gameday-Health", "gameday-PutItem", "gameday-GetItem"):
         config = lam.get_function(FunctionName=role)
         found[role] = {"env": (config["Configuration"].get("Environment") or {}).get("Variables"),
                        "concurrency": config.get("Concurrency"),
@@ -140,7 +141,7 @@ def test_every_exit_path_leaves_every_touched_resource_exactly_as_before(cloud: 
     before = state(cloud)
     description = described(cloud, tmp_path, path)
     journal = tmp_path / "journal.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "GAMEDAY_RUN_ID": f"matrix-{fault}-{path}"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT / "src"), str(PROJECT_ROOT)]), "GAMEDAY_RUN_ID": f"matrix-{fault}-{path}"}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(description), fault, REGION, str(journal), path],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)

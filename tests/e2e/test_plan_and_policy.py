@@ -179,7 +179,7 @@ def run_state(cloud: LocalCloud) -> dict[str, Any]:
     state: dict[str, Any] = {}
     for region in deployment.regions:
         lam = root_client(cloud, "lambda", region.name)
-        for name in (region.functions.health, region.functions.put):
+        for name in (region.functions.health, region.functions.put, region.functions.get):
             config = lam.get_function_configuration(FunctionName=name)
             state[f"{region.name}/{name}"] = (
                 config.get("Environment"), lam.get_function_concurrency(FunctionName=name).get(

@@ -51,6 +51,31 @@ def test_answer_is_cached_for_ttl_times_time_scale_then_the_change_is_seen(dns_z
     assert CACHE_S <= first.expires_at - t_first <= CACHE_S + 0.5
 
 
+def test_each_record_of_the_chain_is_kept_for_its_own_ttl(dns_zone, regions):
+    """A CNAME with a long TTL pins its target: when the target's short-lived A record expires the
+    client asks for the target again, not for the name, and follows a switch only once the CNAME
+    itself expires (as a recursive resolver does)."""
+    dns_zone.zone.cname_ttl = WIRE_TTL * 5
+    cname_cache_s = WIRE_TTL * 5 * TIME_SCALE    # 3.0 s; the A record: 0.6 s
+    resolver = Resolver(dns_zone.resolver_spec, time_scale=TIME_SCALE)
+    t_first = time.monotonic()
+    first = resolver.resolve(DOMAIN)
+    assert first.ttl == WIRE_TTL and first.addresses == (regions[A].address,)
+    dns_zone.zone.switch(B)
+
+    poll = Retrying(stop=stop_after_delay(cname_cache_s + 5), wait=wait_fixed(0.01),
+                    retry=retry_if_result(lambda r: r.addresses != (regions[B].address,)))
+    seen: list = []
+    poll(lambda: seen.append(resolver.resolve(DOMAIN)) or seen[-1])
+    waited = time.monotonic() - t_first
+    assert waited >= cname_cache_s, f"the CNAME was dropped after {waited:.3f} s < {cname_cache_s} s"
+    assert waited <= cname_cache_s + 2.0
+    pinned = [r for r in seen if r.addresses == (regions[A].address,)]
+    assert any(not r.from_cache for r in pinned), "the A record was never asked again within the CNAME's TTL"
+    assert dns_zone.zone.asked(host_of(A).lower()) >= 1       # the target's A record, asked on its own
+    assert dns_zone.zone.asked() == 2                          # the name: first, and once the CNAME expired
+
+
 def test_no_cache_mode_sees_the_change_at_once(dns_zone, regions):
     resolver = Resolver(dns_zone.resolver_spec, time_scale=TIME_SCALE, cache=False)
     assert resolver.resolve(DOMAIN).addresses == (regions[A].address,)

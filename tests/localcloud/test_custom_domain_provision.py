@@ -83,6 +83,27 @@ def test_custom_domain_shape_is_deployed_and_torn_down(rig: CloudContext, ca: Lo
     assert custom_world(rig, spec) == before
 
 
+def test_cname_records_to_the_regional_domain_names_carry_their_own_ttl(rig: CloudContext, ca: LocalCA) -> None:
+    spec = make_spec(rig, REGIONS, custom_domain=True, record_type="cname", record_ttl_s=3600)
+    supplements = CfnSupplements(rig.aws_endpoint_url)
+    before = custom_world(rig, spec)
+    description = provision(spec, session, supplements)
+    try:
+        assert description["record_ttl_s"] == 3600
+        r53 = client(rig, "route53", "us-east-1")
+        records = {r["SetIdentifier"]: r for r in r53.list_resource_record_sets(
+            HostedZoneId=description["hosted_zone_id"])["ResourceRecordSets"] if r["Name"] == spec.domain + "."}
+        assert len(records) == 2
+        for entry in description["regions"]:
+            record = records[entry["name"]]
+            assert (record["Type"], record["TTL"]) == ("CNAME", 3600) and "AliasTarget" not in record
+            assert record["ResourceRecords"] == [{"Value": entry["regional_domain_name"]}]
+            assert record["HealthCheckId"] == entry["health_check_id"]
+    finally:
+        teardown(spec, session, supplements.deleted)
+    assert custom_world(rig, spec) == before
+
+
 def test_a_cname_at_the_zone_apex_fails_its_stack(rig: CloudContext, ca: LocalCA) -> None:
     spec = make_spec(rig, REGIONS)
     spec.domain = spec.zone          # the old CNAME routing template, at the apex

@@ -47,6 +47,7 @@ class SwitchableZone(BaseResolver):
         self.addresses = addresses
         self.active = REGION_NAMES[0]
         self.ttl = WIRE_TTL
+        self.cname_ttl: int | None = None  # the CNAME's own TTL (None: the same as the A records')
         self.cname_only = False  # answer DOMAIN with the CNAME alone (the client must ask again)
         self.servfail_next = 0  # answer SERVFAIL to this many next queries
         self.queries: list[tuple[str, str | None]] = []  # (qname, ECS "addr/len" or None)
@@ -70,7 +71,8 @@ class SwitchableZone(BaseResolver):
         hosts = {host_of(r).lower(): a for r, a in self.addresses.items()}
         if qname == DOMAIN:
             target = host_of(self.active)
-            reply.add_answer(RR(DOMAIN, QTYPE.CNAME, rdata=CNAME(target), ttl=self.ttl))
+            cname_ttl = self.ttl if self.cname_ttl is None else self.cname_ttl
+            reply.add_answer(RR(DOMAIN, QTYPE.CNAME, rdata=CNAME(target), ttl=cname_ttl))
             if not self.cname_only:
                 reply.add_answer(RR(target, QTYPE.A, rdata=A(self.addresses[self.active]), ttl=self.ttl))
         elif qname in hosts:

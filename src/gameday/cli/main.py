@@ -44,11 +44,39 @@ def load_settings_given(args: argparse.Namespace, env: Mapping[str, str] | None 
         name.startswith(LOAD_ENV_PREFIX) or name == SLO_ENV for name in env)
 
 
+def embedded_regions(args: argparse.Namespace) -> list[str]:
+    """The embedded local cloud's regions (--regions, checked; default eu-west-1,us-east-1) and its
+    routing (--routing; default failover for two regions, latency for more, as failover records
+    pair exactly two). Both describe the embedded cloud only: a --deployment names its own."""
+    for option in ("regions", "routing"):
+        if getattr(args, option, None) is not None and args.deployment:
+            raise UsageError(f"--{option}: only for the embedded local cloud; {args.deployment} names its own")
+    if args.regions is None:
+        regions = ["eu-west-1", "us-east-1"]
+    else:
+        from gameday.deployment import known_regions
+
+        regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+        if len(regions) < 2:
+            raise UsageError(f"--regions: expected at least 2 comma-separated regions, got {args.regions!r}")
+        if len(set(regions)) != len(regions):
+            raise UsageError(f"--regions: duplicate region in {args.regions!r}")
+        unknown = [r for r in regions if r not in known_regions()]
+        if unknown:
+            raise UsageError(f"--regions: unknown region {unknown[0]!r}")
+    if args.routing is not None and args.routing not in ("failover", "latency"):
+        raise UsageError(f"--routing: expected one of failover, latency, got {args.routing!r}")
+    if args.routing == "failover" and len(regions) != 2:
+        raise UsageError(f"--routing: failover routing pairs exactly 2 regions, --regions names {len(regions)}; "
+                         f"use latency")
+    return regions
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the scenarios through pytest, then print the summary and build the report."""
     from gameday.cli.run import finish_run, loads_own_plugins, pytest_args_for_run, run_pytest
 
-    regions = ["eu-west-1", "us-east-1"]  # the embedded cloud's default
+    regions = embedded_regions(args)
     deployment = None
     if args.deployment:
         from gameday.deployment import load_deployment
@@ -239,6 +267,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("-n", type=int, metavar="N", help="parallel workers (pytest-xdist)")
     run.add_argument("--fail-region", metavar="REGION", help="fail only this region")
     run.add_argument("--time-scale", type=float, metavar="X", help="time scale of the local cloud (default 0.01)")
+    run.add_argument("--regions", metavar="R1,R2[,R3...]",
+                     help="regions of the embedded local cloud (default eu-west-1,us-east-1; not with --deployment)")
+    run.add_argument("--routing", metavar="failover|latency",
+                     help="routing of the embedded local cloud (default: failover for 2 regions, latency for more)")
     run.add_argument("--load-acked-writes", metavar="N", help="under load: acknowledged writes to reach (default 1000)")
     run.add_argument("--load-rate", metavar="RPS", help="under load: requests per second (default 60)")
     run.add_argument("--load-write-ratio", metavar="SHARE", help="under load: share of writes (default 0.8)")

@@ -92,6 +92,10 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
         argv += ["--fail-region", args.fail_region]
     if args.time_scale is not None:
         argv += ["--time-scale", str(args.time_scale)]
+    if getattr(args, "regions", None):
+        argv += ["--local-regions", args.regions]
+    if getattr(args, "routing", None):
+        argv += ["--local-routing", args.routing]
     for option in ("load_acked_writes", "load_rate", "load_write_ratio"):
         value = getattr(args, option, None)
         if value is not None:

@@ -74,7 +74,7 @@ class JournalledFault:
         self._restored = False
         self._restore_lock = threading.Lock()
         self._watch: FaultWatch | None = None
-        self._marked_arn: str | None = None
+        self._marked_arns: list[str] = []
         self._injected_at: float | None = None
         self._change_sent_at: float | None = None
         self.entry: dict[str, Any] | None = None
@@ -148,25 +148,29 @@ class JournalledFault:
         return self.entry
 
     # -- the mark on what the fault changes --------------------------------------------------
-    def marked_function(self) -> str | None:
-        """The Lambda function the fault changes, which it marks (None: the fault changes no function)."""
-        return self.target().get("function")
+    def marked_functions(self) -> list[str]:
+        """The Lambda functions the fault changes, which it marks (none: the fault changes no function)."""
+        function = self.target().get("function")
+        return [function] if function else []
 
     def _mark(self) -> None:
-        """Before the snapshot: refuse a function another run has marked, then mark it as ours."""
-        function = self.marked_function()
-        if not function:
+        """Before the snapshot: refuse if another run has marked any of the functions, then mark them
+        all as ours (every check comes before the first mark, so a refusal leaves no mark behind)."""
+        functions = self.marked_functions()
+        if not functions:
             return
         lam = self.clients.lambda_(self.region.name)
-        arn = marks.function_arn(lam, function)
-        marks.check_unmarked(lam, arn, function=function, region=self.region.name)
-        marks.mark(lam, arn)
-        self._marked_arn = arn
+        arns = {function: marks.function_arn(lam, function) for function in functions}
+        for function, arn in arns.items():
+            marks.check_unmarked(lam, arn, function=function, region=self.region.name)
+        for arn in arns.values():
+            marks.mark(lam, arn)
+            self._marked_arns.append(arn)
 
     def _unmark(self) -> None:
-        if self._marked_arn is not None:
-            marks.unmark(self.clients.lambda_(self.region.name), self._marked_arn)
-            self._marked_arn = None
+        lam = self.clients.lambda_(self.region.name) if self._marked_arns else None
+        while self._marked_arns:
+            marks.unmark(lam, self._marked_arns.pop())
 
     # -- the injected fault --------------------------------------------------------------
     @property

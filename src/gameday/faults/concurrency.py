@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from gameday.deployment import Deployment
-from gameday.errors import FaultNotEffective, GamedayError
+from gameday.errors import GamedayError
 from gameday.faults import route_probe
 from gameday.faults.base import JournalledFault
 
@@ -65,15 +65,9 @@ class ThrottleFunction(JournalledFault):
     def verify(self) -> None:
         """The regional route answers 5xx (throttled) instead of the handler's own answer."""
         method, path, body = PROBES[self.role]
-        url = self.region.api_url.rstrip("/") + path
-        poll, seen = route_probe.until_failing(self.deployment, self.region.name, method, path, body,
-                                               poll_s=self.poll_s, budget_s=self.verify_budget_s)
-        if not poll.reached:
-            self.verified = {"url": url, "method": method, "answered": seen[-1:] or None, **poll.figures()}
-            raise FaultNotEffective(f"{self.region.name}: {self.function} reserved concurrency {self.reserved} was "
-                                    f"applied, but {method} {url} still answers {seen[-1] if seen else 'nothing'} "
-                                    f"after {self.verify_budget_s:.1f} s")
-        self.verified = {"url": url, "method": method, "answered": poll.value, **poll.figures()}
+        route_probe.require_failing(
+            self.deployment, self.region.name, method, path, body, poll_s=self.poll_s, budget_s=self.verify_budget_s,
+            applied=f"{self.function} reserved concurrency {self.reserved} was applied", evidence=self.verified)
 
     @staticmethod
     def restore_entry(entry: dict[str, Any], clients: Any) -> str:
@@ -83,9 +77,12 @@ class ThrottleFunction(JournalledFault):
 def restore_entry(entry: dict[str, Any], clients: Any) -> str:
     """Put back the journalled reserved concurrency exactly (delete it when there was none)."""
     target = entry["target"]
-    function = target["function"]
-    lam = clients.lambda_(target["region"])
-    original = entry["before"]["reserved_concurrency"]
+    return restore_function(clients.lambda_(target["region"]), target["function"],
+                            entry["before"]["reserved_concurrency"])
+
+
+def restore_function(lam: Any, function: str, original: dict[str, Any]) -> str:
+    """Put `original` ({present, value}) back on `function`, then check it reads so."""
     now = reserved_concurrency(lam, function)
     if now == original:
         return "already as before"

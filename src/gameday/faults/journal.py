@@ -109,12 +109,13 @@ def _remove_mark(clients: Any, entry: dict[str, Any]) -> None:
     from gameday.faults import marks
 
     target = entry.get("target", {})
-    function = target.get("function_arn") or target.get("function")
-    if entry.get("fault", "").startswith("replication") or not function:
+    if entry.get("fault", "").startswith("replication"):
         return   # replication faults change no function, so they mark none
+    functions = [target.get("function_arn") or target.get("function"), *target.get("marked", [])]
     lam = clients.lambda_(target.get("region"))
-    try:
-        arn = function if str(function).startswith("arn:") else marks.function_arn(lam, function)
-        marks.unmark(lam, arn)
-    except ClientError:
-        pass   # the value is restored; a mark that cannot be removed is visible on the function
+    for function in dict.fromkeys(f for f in functions if f):
+        try:
+            arn = function if str(function).startswith("arn:") else marks.function_arn(lam, function)
+            marks.unmark(lam, arn)
+        except ClientError:
+            pass   # the value is restored; a mark that cannot be removed is visible on the function

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gameday.errors import GamedayError
-from gameday.faults import concurrency, replication, write_impairment
+from gameday.faults import concurrency, region_outage, replication, write_impairment
 from gameday.faults.flip_health import FlipHealth
 
 Restorer = Callable[[dict[str, Any], Any], str]
@@ -23,6 +23,7 @@ RESTORERS: dict[str, Restorer] = {
     replication.DropReplication.fault_name: replication.restore_entry,
     concurrency.FAULT_NAME: concurrency.restore_entry,
     write_impairment.FAULT_NAME: write_impairment.restore_entry,
+    region_outage.FAULT_NAME: region_outage.restore_entry,
 }
 
 

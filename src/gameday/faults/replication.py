@@ -78,8 +78,8 @@ class _ReplicationFault(JournalledFault):
         return {"region": self.region.name, "function": "replication", "endpoint": self.clients.endpoint_url,
                 "control_url": self.control_url}
 
-    def marked_function(self) -> str | None:
-        return None   # replication is the local cloud's, reached through its control endpoint: no function to tag
+    def marked_functions(self) -> list[str]:
+        return []   # replication is the local cloud's, reached through its control endpoint: no function to tag
 
     def snapshot(self) -> dict[str, Any]:
         listed, _, _ = ACTIONS[self.fault_name]

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from gameday.deployment import Deployment
-from gameday.errors import FaultNotEffective, GamedayError
+from gameday.errors import GamedayError
 from gameday.faults import route_probe
 from gameday.faults.base import JournalledFault
 
@@ -99,16 +99,10 @@ class WriteImpairment(JournalledFault):
 
     def verify(self) -> None:
         """A regional POST /item of a probe item answers 5xx: the handler's write was refused."""
-        url = self.region.api_url.rstrip("/") + "/item"
         body = {"id": int(time.time() * 1000) * 1000 + 999, "name": PROBE_NAME}
-        poll, seen = route_probe.until_failing(self.deployment, self.region.name, "POST", "/item", body,
-                                               poll_s=self.poll_s, budget_s=self.verify_budget_s)
-        self.verified = {"url": url, "method": "POST", "answered": poll.value if poll.reached else seen[-1:] or None,
-                         **poll.figures()}
-        if not poll.reached:
-            raise FaultNotEffective(f"{self.region.name}: {POLICY_NAME} denies dynamodb:PutItem to "
-                                    f"{', '.join(self.roles())}, but POST {url} still answers "
-                                    f"{seen[-1] if seen else 'nothing'} after {self.verify_budget_s:.1f} s")
+        route_probe.require_failing(
+            self.deployment, self.region.name, "POST", "/item", body, poll_s=self.poll_s, budget_s=self.verify_budget_s,
+            applied=f"{POLICY_NAME} denies dynamodb:PutItem to {', '.join(self.roles())}", evidence=self.verified)
 
     @staticmethod
     def restore_entry(entry: dict[str, Any], clients: Any) -> str:

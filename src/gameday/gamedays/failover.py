@@ -1,6 +1,7 @@
 """The failover game day as one procedure, shared by the scenarios:
 
-steady state -> flip health to 404 -> Route 53 reports the region unhealthy (detection)
+steady state -> break the region (flip its Health to 404 by default, or any fault on the base
+protocol, e.g. a region outage) -> Route 53 reports the region unhealthy (detection)
 -> DNS stops answering it (DNS shift) -> a write through the global domain lands in a
 surviving region (evidence: the item as read in every region) -> read back -> restore
 -> healthy again and DNS answers as before -> the item reached the restored region.
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gameday.errors import Category, ScenarioError, ScenarioFailed, categorised
+from gameday.faults.base import JournalledFault
 from gameday.faults.flip_health import FlipHealth
 from gameday.faults.watch import own_traffic
 from gameday.gamedays.session import GamedaySession
@@ -27,6 +29,10 @@ from gameday.records import RunRecord
 from gameday.report import allure as reporting
 
 ITEM_NAME_PREFIX = "gameday"
+#: What breaks the region: a fault class of the base protocol, made as Fault(deployment, region, clients=,
+#: journal=, on_event=). FlipHealth (the article's test: routing moves while the region still serves)
+#: or RegionOutage (every request to the region fails).
+FaultFactory = Callable[..., JournalledFault]
 
 
 def new_item_id() -> int:
@@ -38,8 +44,10 @@ class RegionFailover:
     """One run of the failover game day for `failed_region`."""
 
     def __init__(self, session: GamedaySession, failed_region: str, *, scenario: str = "region_failover",
-                 between_detection_and_write: Callable[[RunRecord], None] | None = None) -> None:
+                 between_detection_and_write: Callable[[RunRecord], None] | None = None,
+                 fault: FaultFactory = FlipHealth) -> None:
         self.s = session
+        self.fault_factory = fault
         self.dep = session.deployment
         self.failed = self.dep.region(failed_region)
         self.run = RunRecord(scenario=scenario, failed_region=failed_region)
@@ -59,12 +67,12 @@ class RegionFailover:
     def execute(self) -> RunRecord:
         try:
             self._steady_state()
-            with FlipHealth(self.dep, self.failed.name, clients=self.s.clients, journal=self.s.journal,
-                            on_event=self._on_fault_event) as fault:
+            with self.fault_factory(self.dep, self.failed.name, clients=self.s.clients, journal=self.s.journal,
+                                    on_event=self._on_fault_event) as fault:
                 self.run.mark("fault", fault.injected_at)
-                self.run.evidence["fault"] = {"region": self.failed.name, "function": self.failed.functions.health,
-                                              "key": "status", "value": fault.status,
-                                              "verified": fault.verified}
+                self.run.evidence["fault"] = {"region": self.failed.name, "fault": fault.fault_name,
+                                              "function": fault.target().get("function"),
+                                              "change": fault.describe(), "verified": fault.verified}
                 self._detect()
                 self._dns_shift()
                 if self._hook is not None:

@@ -37,8 +37,9 @@ from tenacity import wait_exponential
 
 from gameday import timing
 from gameday.errors import Category, GamedayError, ScenarioFailed, UsageError
+from gameday.faults.flip_health import FlipHealth
 from gameday.faults.watch import own_traffic
-from gameday.gamedays.failover import RegionFailover
+from gameday.gamedays.failover import FaultFactory, RegionFailover
 from gameday.gamedays.session import GamedaySession
 from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_for
 from gameday.load.global_client import GlobalClient, GlobalResponse
@@ -407,13 +408,33 @@ def load_figures(run: RunRecord, events: list[dict[str, Any]], *, acked: Mapping
 
 
 def slo_failure(run: RunRecord, figures: Mapping[str, Any], slos: Mapping[str, Any],
-                time_scale: float) -> ScenarioFailed | None:
+                time_scale: float, *, record_ttl_s: float | None = None) -> ScenarioFailed | None:
     violations = metrics.check_slos(figures, slos, time_scale=time_scale)
-    run.evidence["slo"] = {"targets": {k: v for k, v in slos.items() if v is not None},
-                           "violations": [v.message for v in violations]}
+    messages = [v.message + (outage_parts(figures, time_scale, record_ttl_s) if v.figure == "client_outage_s" else "")
+                for v in violations]
+    run.evidence["slo"] = {"targets": {k: v for k, v in slos.items() if v is not None}, "violations": messages}
     if violations:
-        return fail(run, Category.SLO_VIOLATION, "; ".join(v.message for v in violations))
+        return fail(run, Category.SLO_VIOLATION, "; ".join(messages))
     return None
+
+
+def outage_parts(figures: Mapping[str, Any], time_scale: float, record_ttl_s: float | None) -> str:
+    """" (detection A + routing change B + client cache C AWS s; ...)": which part of a client outage
+    to act on, and the records' TTL when the clients' caches are the largest part."""
+    parts = [(label, figures.get(name)) for label, name in (("detection", "outage_detection_s"),
+                                                            ("routing change", "outage_routing_s"),
+                                                            ("client cache", "outage_client_cache_s"))]
+    aws = [(label, float(value) / time_scale) for label, value in parts if value is not None]
+    if len(aws) < len(parts):
+        return ""
+    text = " + ".join(f"{label} {value:.0f}" for label, value in aws)
+    largest = max(aws, key=lambda part: part[1])[0]
+    if largest == "client cache" and record_ttl_s is not None:
+        text += (f" AWS s: clients keep the records for their TTL of {record_ttl_s:g} s after DNS moves; "
+                 f"a shorter TTL shortens the outage")
+    else:
+        text += f" AWS s; the largest part is {largest}"
+    return f" ({text})"
 
 
 # -- the procedure ---------------------------------------------------------------------------------
@@ -421,13 +442,14 @@ class FailoverUnderLoad:
     """RegionFailover with traffic through the global domain before, during and after it."""
 
     def __init__(self, session: GamedaySession, failed_region: str, settings: LoadSettings | None = None, *,
-                 slos: Mapping[str, Any] | None = None, scenario: str = "failover_under_load") -> None:
+                 slos: Mapping[str, Any] | None = None, scenario: str = "failover_under_load",
+                 fault: FaultFactory = FlipHealth) -> None:
         self.s = session
         self.dep = session.deployment
         self.settings = settings or LoadSettings()
         self.slos = dict(slos) if slos is not None else effective_slos(self.dep)
         self.failover = RegionFailover(session, failed_region, scenario=scenario,
-                                       between_detection_and_write=self._at_dns_shift)
+                                       between_detection_and_write=self._at_dns_shift, fault=fault)
         self.run = self.failover.run
         self.poll_s = session.poll_s
         self.say = Throttled(session)
@@ -546,6 +568,7 @@ class FailoverUnderLoad:
                 self.run.figures["dns_failback_s"] = self.run.figures.pop("failback_s")
             figures["replication_wait_s"] = round(wait.elapsed_s, 4)
             self.run.figures.update(figures)
+            self._outage_split(events)
             self.run.evidence["rpo"] = {
                 "acked_writes": len(acked), "complete": wait.complete, "polls": wait.polls,
                 "missing_in": {r: sorted(ids)[:50] for r, ids in wait.missing.items() if ids}}
@@ -556,6 +579,31 @@ class FailoverUnderLoad:
                          failback_s=figures["failback_s"])
             self.s.progress.say(f"{len(acked)} acked writes, {figures['rpo_lost_writes']} lost; replication lag "
                                 f"p50 {figures['replication_lag_p50_s']} s, p99 {figures['replication_lag_p99_s']} s")
+
+    def _outage_split(self, events: list[dict[str, Any]]) -> None:
+        """The client outage's parts, and whether its last part agrees with the records' TTL: a client
+        whose cache holds the old answer at most a TTL past the DNS shift sends its last failing
+        request within TTL (+ one poll, the shift mark's lateness) of that mark."""
+        f = self.run.figures
+        shifted, end = self.run.marks.get("dns_shift"), f.get("outage_end")
+        if f.get("outage_client_cache_s") is None or shifted is None or end is None:
+            return
+        ttl_s = self.dep.record_ttl_s * self.dep.time_scale
+        failed = [e for e in events if not e["ok"] and e["t_start"] <= end]
+        last = max(failed, key=lambda e: e["t_start"]) if failed else None
+        after_shift = None if last is None else round(last["t_start"] - shifted, 4)
+        within = after_shift <= ttl_s + self.poll_s if after_shift is not None else True
+        self.run.evidence["client_outage_split"] = {
+            "detection_s": f["outage_detection_s"], "routing_change_s": f["outage_routing_s"],
+            "client_cache_s": f["outage_client_cache_s"], "record_ttl_s": self.dep.record_ttl_s,
+            "last_failed_request": None if last is None else {k: last.get(k) for k in ("t_start", "t_end", "status")},
+            "last_failed_request_after_dns_shift_s": after_shift, "bound_s": round(ttl_s + self.poll_s, 4),
+            "within_ttl": within}
+        if after_shift is not None and not within:
+            self.run.findings.append(
+                f"clients' requests still failed {after_shift:.2f} s after DNS stopped answering "
+                f"{self.run.failed_region} ({after_shift / self.dep.time_scale:.0f} s AWS), longer than the records' TTL "
+                f"of {self.dep.record_ttl_s} s: a client keeps DNS answers beyond their TTL")
 
     def _served_after_recovery(self, home: set[str]) -> None:
         """Who served the successful requests once clients' caches had followed the recovery."""
@@ -610,6 +658,6 @@ class FailoverUnderLoad:
         if f.get("failback_s") is None or not any(served.get(r) for r in home):
             raise fail(self.run, Category.WRONG_REGION, f"after recovery traffic did not return to {sorted(home)} as the "
                                                  f"routing says: served by {served or 'nobody'}")
-        failed = slo_failure(self.run, f, self.slos, self.dep.time_scale)
+        failed = slo_failure(self.run, f, self.slos, self.dep.time_scale, record_ttl_s=self.dep.record_ttl_s)
         if failed is not None:
             raise failed

@@ -200,6 +200,22 @@ def client_outage(events: Events, fault_t: float, *, window_s: float,
     return Outage(start, end, int((failed & in_window).sum()), int(in_window.sum()), True)
 
 
+def outage_split(outage: Outage | None, marks: Mapping[str, float | None]) -> dict[str, float | None]:
+    """The client outage [start, end] cut at the moments Route 53 reported the region unhealthy
+    (mark "detected") and DNS stopped answering it ("dns_shift"): detection, routing change and
+    client cache, which add up to the outage. Why: an outage far beyond its SLO is acted on in
+    the part that grew (a slow health check, slow routing, or records whose TTL pins clients)."""
+    names = ("outage_detection_s", "outage_routing_s", "outage_client_cache_s")
+    if outage is not None and outage.start is None:
+        return dict.fromkeys(names, 0.0)          # no request failed: no outage to split
+    start, end = (outage.start, outage.end) if outage is not None else (None, None)
+    detected, shifted = marks.get("detected"), marks.get("dns_shift")
+    if start is None or end is None or detected is None or shifted is None:
+        return dict.fromkeys(names)
+    cuts = [start, min(max(detected, start), end), min(max(shifted, detected, start), end), end]
+    return {name: round(b - a, 4) for name, a, b in zip(names, cuts, cuts[1:], strict=False)}
+
+
 # -- latency ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LatencyStats:
@@ -406,6 +422,7 @@ def summarize(
     figures["outage_start"] = outage.start if outage else None
     figures["outage_end"] = outage.end if outage else None
     figures["outage_recovered"] = outage.recovered if outage else None
+    figures.update(outage_split(outage, marks))
 
     if fault is not None:
         during_end = outage.end if outage and outage.end is not None else marks.get("dns_shift")

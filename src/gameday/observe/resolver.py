@@ -5,10 +5,13 @@ Why not the system's getaddrinfo: the game day must see exactly what a client se
 local cloud's DNS server on loopback, or the system's on AWS), and optionally send an
 EDNS0 client subnet so latency routing answers as it would for a client in a region.
 
-Caching: the TTL on the wire is the record's AWS TTL; a
-client caches an answer for `ttl * time_scale` seconds (time_scale is 1.0 on AWS, so
-one code path). Entries are kept per (name, client region); the no-cache mode asks the
-server on every call, as a client with DNS caching disabled would.
+Caching: the TTL on the wire is the record's AWS TTL; a client caches each record for
+`ttl * time_scale` seconds (time_scale is 1.0 on AWS, so one code path). Each record of a
+CNAME chain is kept for its own TTL, as a recursive resolver keeps it: a CNAME with TTL 3,600
+pins its target for 3,600 s, even when the target's A record (TTL 60) is asked again every
+minute. Caching the chain for its shortest TTL would let a client follow a routing change the
+real ones never see. Records are kept per (owner name, client region); the no-cache mode asks
+the server on every call, as a client with DNS caching disabled would.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,8 +71,9 @@ class _Retryable(Exception):
 class Resolution:
     """One answer as the client holds it.
 
-    `ttl` is the smallest TTL on the wire along the CNAME chain (AWS seconds); the entry is
-    cached until `expires_at` (time.monotonic()). `cnames` is the chain followed, in order.
+    `ttl` is the smallest TTL on the wire along the CNAME chain (AWS seconds); the answer holds
+    until `expires_at` (time.monotonic()), when its first record expires. `cnames` is the chain
+    followed, in order; `from_cache` is true when no record of it was asked of the server.
     """
 
     name: str
@@ -79,6 +83,17 @@ class Resolution:
     resolved_at: float  # time.time() of the server answer
     expires_at: float  # time.monotonic() deadline of the cache entry
     from_cache: bool = False
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One record set as a client caches it: a CNAME (`target`) or the A addresses of an owner."""
+
+    target: str | None
+    addresses: tuple[str, ...]
+    ttl: int
+    resolved_at: float
+    expires_at: float
 
 
 def parse_nameserver(spec: str) -> list[tuple[str, int]]:
@@ -140,7 +155,7 @@ class Resolver:
         self.timeout_s = float(timeout_s)
         self.attempts = int(attempts)
         self.queries_sent = 0  # server round trips (cache misses and retries), for tests and progress
-        self._cache: dict[tuple[str, str | None], Resolution] = {}
+        self._cache: dict[tuple[str, str | None], _Record] = {}   # (owner, client region) -> record
         self._key_locks: dict[tuple[str, str | None], threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -183,27 +198,26 @@ class Resolver:
         key = (name.rstrip(".").lower(), region)
         if not self.cache_enabled or _address_literal(key[0]) is not None:
             return self.query(key[0], client_address=self.client_address_for(region))
-        hit = self._cached(key)
-        if hit is not None:
-            return hit
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:  # one server query per key at a time; the others reuse its answer
-            hit = self._cached(key)
-            if hit is not None:
-                return hit
-            fresh = self.query(key[0], client_address=self.client_address_for(region))
-            if fresh.expires_at > time.monotonic():
-                with self._lock:
-                    self._cache[key] = fresh
-            return fresh
+        with key_lock:  # one server query per name and region at a time; the others reuse its records
+            return self._walk(key[0], region)
 
-    def _cached(self, key: tuple[str, str | None]) -> Resolution | None:
-        entry = self._cache.get(key)
+    def _walk(self, name: str, region: str | None) -> Resolution:
+        def keep(answered: dict[str, _Record]) -> None:
+            now = time.monotonic()
+            with self._lock:
+                self._cache.update({(owner, region): r for owner, r in answered.items() if r.expires_at > now})
+
+        return self._follow(name, self.client_address_for(region), cached=lambda owner: self._cached((owner, region)),
+                            keep=keep)
+
+    def _cached(self, key: tuple[str, str | None]) -> _Record | None:
+        with self._lock:
+            entry = self._cache.get(key)
         if entry is None or entry.expires_at <= time.monotonic():
             return None
-        return Resolution(entry.name, entry.addresses, entry.ttl, entry.cnames, entry.resolved_at,
-                          entry.expires_at, from_cache=True)
+        return entry
 
     def query(self, name: str, *, client_address: str | None = None) -> Resolution:
         """Ask the server now (no cache), following CNAMEs until A records. An address literal is its
@@ -211,31 +225,55 @@ class Resolver:
         literal = _address_literal(name)
         if literal is not None:
             return Resolution(name, (literal,), 0, (), time.time(), time.monotonic())
-        target = _dns_name.from_text(name)
-        ttl: int | None = None
+        return self._follow(name.rstrip(".").lower(), client_address, cached=lambda owner: None,
+                            keep=lambda answered: None)
+
+    def _follow(self, name: str, client_address: str | None, *, cached: Callable[[str], _Record | None],
+                keep: Callable[[dict[str, _Record]], None]) -> Resolution:
+        """Follow the chain from `name`, record by record: a record `cached` holds is used as it is, the
+        first one missing is asked of the server (whose answer, every record of its chain, is `keep`t)."""
+        fresh: dict[str, _Record] = {}     # what this call's own queries answered (a TTL 0 record is used once)
+        owner, asked = name, False
         cnames: list[str] = []
-        for _ in range(MAX_CNAME_HOPS):
-            response = self._exchange(target, client_address)
-            rcode = response.rcode()
-            if rcode == _dns_rcode.NXDOMAIN:
-                raise DnsResolutionError(name, f"NXDOMAIN for {target.to_text(omit_final_dot=True)}")
-            if rcode != _dns_rcode.NOERROR:
-                raise DnsResolutionError(name, f"server answered {_dns_rcode.to_text(rcode)}")
-            chain = response.resolve_chaining()
-            cnames += [c.to_text(omit_final_dot=True) for c in _cname_targets(chain)]
-            hop_ttl = min([rr.ttl for rr in chain.cnames] + ([chain.answer.ttl] if chain.answer is not None else []),
-                          default=None)
-            if hop_ttl is not None:
-                ttl = hop_ttl if ttl is None else min(ttl, hop_ttl)
-            if chain.answer is not None:
-                addresses = tuple(rd.address for rd in chain.answer)
-                ttl = int(ttl or 0)
-                return Resolution(name, addresses, ttl, tuple(cnames), time.time(),
-                                  time.monotonic() + self.cache_seconds(ttl))
-            if chain.canonical_name == target:  # no CNAME and no A: nothing to follow
-                raise DnsResolutionError(name, "no A record in the answer")
-            target = chain.canonical_name  # the server gave the CNAME only: ask for its target
+        used: list[_Record] = []
+        for _ in range(MAX_CNAME_HOPS + 1):
+            record = fresh.get(owner) or cached(owner)
+            if record is None:
+                answered = self._records(name, owner, client_address)
+                asked = True
+                fresh.update(answered)
+                keep(answered)
+                record = fresh.get(owner)
+                if record is None:
+                    raise DnsResolutionError(name, f"no A record in the answer for {owner}")
+            used.append(record)
+            if record.target is None:
+                return Resolution(name, record.addresses, min(r.ttl for r in used), tuple(cnames),
+                                  min(r.resolved_at for r in used), min(r.expires_at for r in used),
+                                  from_cache=not asked)
+            cnames.append(record.target)
+            owner = record.target
         raise DnsResolutionError(name, f"more than {MAX_CNAME_HOPS} CNAME hops")
+
+    def _records(self, name: str, owner: str, client_address: str | None) -> dict[str, _Record]:
+        """Ask the server for `owner` now: every record of its answer's chain, by owner name."""
+        response = self._exchange(_dns_name.from_text(owner), client_address)
+        rcode = response.rcode()
+        if rcode == _dns_rcode.NXDOMAIN:
+            raise DnsResolutionError(name, f"NXDOMAIN for {owner}")
+        if rcode != _dns_rcode.NOERROR:
+            raise DnsResolutionError(name, f"server answered {_dns_rcode.to_text(rcode)}")
+        chain = response.resolve_chaining()
+        at, now = time.time(), time.monotonic()
+        records: dict[str, _Record] = {}
+        for rrset in chain.cnames:
+            ttl = int(rrset.ttl)
+            records[_owner(rrset.name)] = _Record(_owner(rrset[0].target), (), ttl, at, now + self.cache_seconds(ttl))
+        if chain.answer is not None:
+            ttl = int(chain.answer.ttl)
+            records[_owner(chain.canonical_name)] = _Record(None, tuple(rd.address for rd in chain.answer), ttl, at,
+                                                            now + self.cache_seconds(ttl))
+        return records
 
     def _exchange(self, target: _dns_name.Name, client_address: str | None) -> _dns_message.QueryMessage:
         """One question, retried (timeouts, socket errors, SERVFAIL/REFUSED) across the servers."""
@@ -281,5 +319,5 @@ def _address_literal(name: str) -> str | None:
         return None
 
 
-def _cname_targets(chain: Any) -> list[_dns_name.Name]:
-    return [rr[0].target for rr in chain.cnames]
+def _owner(name: _dns_name.Name) -> str:
+    return str(name.to_text(omit_final_dot=True)).lower()

@@ -23,6 +23,7 @@ CATALOG: dict[str, tuple[tuple[str, str], ...]] = {
     "test_all_regions_down": (("flip_health", "all"),),
     "test_blind_spot_writes_fail_health_checked": (("write_impairment", "failed"),),
     "test_replication_paused_then_resumed": (("replication_pause", "first"),),
+    "test_region_outage_under_load": (("region_outage", "failed"),),
 }
 
 #: What game days read, by purpose, as (action, resource kind). Each catalog game day calls exactly
@@ -40,6 +41,7 @@ SCENARIO_OBSERVE: dict[str, tuple[tuple[str, str], ...]] = {
     "test_all_regions_down": _HEALTH_CONFIG + _ROUTE53_WATCH,
     "test_blind_spot_writes_fail_health_checked": _HEALTH_CONFIG + _ROUTE53_WATCH,
     "test_replication_paused_then_resumed": _HEALTH_CONFIG + _BULK_READ,
+    "test_region_outage_under_load": _HEALTH_CONFIG + _ROUTE53_WATCH + _LANDING + _BULK_READ,
 }
 #: Every read of the public API: what a team's own game day (not in the catalog) may call.
 OBSERVE_ACTIONS: tuple[tuple[str, str], ...] = (("sts:GetCallerIdentity", "*"),) + tuple(dict.fromkeys(
@@ -56,6 +58,9 @@ FAULT_ACTIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "write_impairment": (("lambda:GetFunctionConfiguration", "put"), ("lambda:GetFunctionConfiguration", "health"),
                          ("iam:ListRolePolicies", "role"), ("iam:PutRolePolicy", "role"),
                          ("iam:DeleteRolePolicy", "role"), *((action, "put") for action in _MARK_ACTIONS)),
+    "region_outage": tuple((action, role) for role in ("put", "get", "health") for action in (
+        "lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",
+        *_MARK_ACTIONS)),
     "replication_pause": (),   # the local cloud's control endpoint, not an AWS API
 }
 #: The lease: taken (PutItem) and given back (DeleteItem) by every run, renewed (UpdateItem) by a run
@@ -136,6 +141,7 @@ def arns(deployment: Deployment, account: str, partition: str = "aws") -> dict[s
                   for r in deployment.regions},
         "health": {r.name: fn(r, r.functions.health) for r in deployment.regions},
         "put": {r.name: fn(r, r.functions.put) for r in deployment.regions},
+        "get": {r.name: fn(r, r.functions.get) for r in deployment.regions},
         # the functions' execution roles: their names are known only from GetFunctionConfiguration
         "role": {r.name: f"arn:{partition}:iam::{account}:role/*" for r in deployment.regions},
         "healthcheck": [f"arn:{partition}:route53:::healthcheck/{r.health_check_id}" for r in deployment.regions],
@@ -237,6 +243,11 @@ def describe_faults(clients: Any, deployment: Deployment, faults: Iterable[tuple
                 planned.append(PlannedFault(fault, region.name, f"{region.functions.put}, {region.functions.health}",
                                             "execution roles' dynamodb:PutItem", "allowed",
                                             "denied (inline policy gameday-write-impairment)"))
+            elif fault == "region_outage":
+                for function in dict.fromkeys((region.functions.put, region.functions.get, region.functions.health)):
+                    got = lam.get_function_concurrency(FunctionName=function)
+                    before = str(got.get("ReservedConcurrentExecutions", "none"))
+                    planned.append(PlannedFault(fault, region.name, function, "reserved concurrency", before, "0"))
             elif fault == "replication_pause":
                 planned.append(PlannedFault(fault, region.name, deployment.table.name, "replication", "running",
                                             "paused (local cloud)"))

@@ -32,6 +32,7 @@ def provision_local(ctx: CloudContext) -> dict:
         request_interval=settings.request_interval_s,
         failure_threshold=settings.failure_threshold,
         record_ttl_s=settings.record_ttl_s,
+        record_type=settings.record_type,
         templates_dir=settings.templates_dir,
         custom_domain=settings.tls,
         region_addresses={spec.name: spec.address for spec in ctx.regions},

@@ -16,7 +16,7 @@ from moto.moto_server.threaded_moto_server import MotoRequestHandler
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import ThreadedWSGIServer
 
-from gameday.localcloud.awslambda import environment_errors
+from gameday.localcloud.awslambda import environment_errors, reserved_concurrency
 from gameday.localcloud.iam import enforcement
 from gameday.localcloud.motoglue import patches
 from gameday.localcloud.process import startup
@@ -158,6 +158,7 @@ class AwsEndpoint:
             enforcement.set_enabled(iam)
         enforcement.control_routes(routes.add)
         environment_errors.control_routes(routes.add)   # GetFunctionConfiguration's Environment.Error
+        reserved_concurrency.install()                  # GetFunction's Concurrency 0
         app = aws_app(routes)
         # Bind ourselves: a taken port raises OSError (EADDRINUSE) here, where the caller turns it
         # into a one-line error (werkzeug would print and exit the process).

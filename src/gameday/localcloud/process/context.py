@@ -48,6 +48,7 @@ class CloudSettings:
     request_interval_s: int = 10        # health check RequestInterval (10 fast or 30)
     failure_threshold: int = 3
     record_ttl_s: int = 60
+    record_type: str | None = None      # "alias" | "cname" (None: alias with tls, cname without)
     templates_dir: str | None = None    # None: the reference templates in gameday/infra/
     integration_timeout_floor_s: float = 5.0  # API Gateway's 29 s, scaled, never below this
     handler_transport: str = "in-process"  # handlers' boto3 -> AWS endpoint: "in-process" app call or "http"

@@ -294,7 +294,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replication-delay", type=float, default=0.5, help="AWS seconds before a write is replicated")
     parser.add_argument("--health-check-interval", type=int, default=10, choices=(10, 30))
     parser.add_argument("--failure-threshold", type=int, default=3)
-    parser.add_argument("--ttl", type=int, default=60, help="the custom domain records' TTL (AWS seconds)")
+    parser.add_argument("--ttl", type=int, default=60,
+                        help="the custom domain records' TTL (AWS seconds; with alias records, their target's: 60)")
+    parser.add_argument("--records", default=None, choices=("alias", "cname"),
+                        help="the custom domain's records: alias A records (the default with --tls) or CNAMEs to "
+                             "each region's domain target, with the TTL of --ttl (the only kind with --no-tls)")
     parser.add_argument("--handler-transport", default="in-process", choices=("in-process", "http"),
                         help="how handlers' boto3 calls reach AWS_ENDPOINT_URL: straight into the endpoint's app "
                              "(default, faster) or over loopback TCP")
@@ -327,6 +331,14 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
             raise UsageError(f"--{name.replace('_', '-')}: expected a port 0-65535, got {value}")
     if args.ttl < 0:
         raise UsageError(f"--ttl: expected a non-negative number of seconds, got {args.ttl}")
+    from gameday.provision import ALIAS_TARGET_TTL_S
+
+    records = args.records or ("alias" if args.tls else "cname")
+    if records == "alias" and not args.tls:
+        raise UsageError("--records: alias records point at a regional custom domain, which only --tls has")
+    if records == "alias" and args.ttl != ALIAS_TARGET_TTL_S:
+        raise UsageError(f"--ttl: alias records answer with their target's TTL ({ALIAS_TARGET_TTL_S} s), not "
+                         f"{args.ttl}; add --records cname for records with a TTL of their own")
     if not (math.isfinite(args.replication_delay) and args.replication_delay >= 0):
         raise UsageError(f"--replication-delay: expected a number of AWS seconds >= 0, got {args.replication_delay}")
     prefix = address_prefix(args.address_prefix)
@@ -345,6 +357,7 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
         request_interval_s=args.health_check_interval,
         failure_threshold=args.failure_threshold,
         record_ttl_s=args.ttl,
+        record_type=records,
         handler_transport=args.handler_transport,
         tls=args.tls,
         work_dir=args.work_dir or str(Path(args.deployment_out).resolve().parent),
