@@ -301,6 +301,36 @@ def known_regions() -> frozenset[str]:
                      for region in session.get_available_regions("dynamodb", partition_name=partition))
 
 
+EMBEDDED_REGIONS: tuple[str, ...] = ("eu-west-1", "us-east-1")   # the embedded local cloud's regions by default
+ROUTINGS = ("failover", "latency")
+
+
+def embedded_layout(regions: str | None, routing: str | None, *, regions_source: str = "--regions",
+                    routing_source: str = "--routing") -> tuple[tuple[str, ...], str]:
+    """The embedded local cloud's regions and routing from their texts (None: the default), checked.
+
+    Routing defaults to failover for two regions and latency for more: failover records pair
+    exactly two. UsageError names the source (an option or an environment variable)."""
+    if regions is None:
+        names = EMBEDDED_REGIONS
+    else:
+        names = tuple(r.strip() for r in regions.split(",") if r.strip())
+        if len(names) < 2:
+            raise UsageError(f"{regions_source}: expected at least 2 comma-separated regions, got {regions!r}")
+        if len(set(names)) != len(names):
+            raise UsageError(f"{regions_source}: duplicate region in {regions!r}")
+        unknown = [r for r in names if r not in known_regions()]
+        if unknown:
+            raise UsageError(f"{regions_source}: unknown region {unknown[0]!r}")
+    chosen = routing or ("failover" if len(names) == 2 else "latency")
+    if chosen not in ROUTINGS:
+        raise UsageError(f"{routing_source}: expected one of {', '.join(ROUTINGS)}, got {chosen!r}")
+    if chosen == "failover" and len(names) != 2:
+        raise UsageError(f"{routing_source}: failover routing pairs exactly 2 regions, {regions_source} names "
+                         f"{len(names)}; use latency")
+    return names, chosen
+
+
 def _parse_table(v: _Validator, raw: Any) -> Table:
     table = v.mapping(raw, "table", "a mapping {name, version, region_attribute}")
     v.known_keys(table, "table", {"name", "version", "region_attribute"})

@@ -139,36 +139,30 @@ def _time_scale(setting: Setting) -> Setting:
     return Setting(scale, setting.source)
 
 
-def _local_regions(setting: Setting) -> Setting:
-    if setting.value is None:
-        return Setting(DEFAULT_REGIONS, "default")
-    regions = tuple(r.strip() for r in str(setting.value).split(",") if r.strip())
-    if len(regions) < 2 or len(set(regions)) != len(regions):
-        raise pytest.UsageError(f"{setting.source}: expected at least 2 distinct comma-separated regions, "
-                                f"got {setting.value!r}")
-    return Setting(regions, setting.source)
+def _local_layout(regions: Setting, routing: Setting) -> tuple[Setting, Setting]:
+    from gameday.deployment import embedded_layout
+    from gameday.errors import UsageError
 
-
-def _local_routing(setting: Setting, regions: Setting) -> Setting:
-    routing = setting.value or ("failover" if len(regions.value) == 2 else "latency")
-    if routing not in ("failover", "latency"):
-        raise pytest.UsageError(f"{setting.source}: expected failover or latency, got {routing!r}")
-    if routing == "failover" and len(regions.value) != 2:
-        raise pytest.UsageError(f"{setting.source}: failover routing pairs exactly 2 regions, "
-                                f"{regions.source} names {len(regions.value)}; use latency")
-    return Setting(routing, setting.source)
+    try:
+        names, chosen = embedded_layout(regions.value, routing.value, regions_source=regions.source,
+                                        routing_source=routing.source)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return Setting(names, regions.source), Setting(chosen, routing.source)
 
 
 def settings(config: pytest.Config) -> Settings:
     """The game-day settings of this run, read (and checked) once, when first needed."""
     if _SETTINGS_KEY not in config.stash:
+        layout = _local_layout(_raw(config, "--local-regions", "GAMEDAY_LOCAL_REGIONS"),
+                               _raw(config, "--local-routing", "GAMEDAY_LOCAL_ROUTING"))
         config.stash[_SETTINGS_KEY] = Settings(
             deployment=_raw(config, "--deployment", "GAMEDAY_DEPLOYMENT"),
             fail_region=_raw(config, "--fail-region", "GAMEDAY_FAIL_REGION"),
             time_scale=_time_scale(_raw(config, "--time-scale", "GAMEDAY_TIME_SCALE", DEFAULT_TIME_SCALE)),
             run_dir=_raw(config, "--run-dir", "GAMEDAY_RUN_DIR"),
-            local_regions=(regions := _local_regions(_raw(config, "--local-regions", "GAMEDAY_LOCAL_REGIONS"))),
-            local_routing=_local_routing(_raw(config, "--local-routing", "GAMEDAY_LOCAL_ROUTING"), regions),
+            local_regions=layout[0],
+            local_routing=layout[1],
         )
     return config.stash[_SETTINGS_KEY]
 

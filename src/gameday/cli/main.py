@@ -51,25 +51,10 @@ def embedded_regions(args: argparse.Namespace) -> list[str]:
     for option in ("regions", "routing"):
         if getattr(args, option, None) is not None and args.deployment:
             raise UsageError(f"--{option}: only for the embedded local cloud; {args.deployment} names its own")
-    if args.regions is None:
-        regions = ["eu-west-1", "us-east-1"]
-    else:
-        from gameday.deployment import known_regions
+    from gameday.deployment import embedded_layout
 
-        regions = [r.strip() for r in args.regions.split(",") if r.strip()]
-        if len(regions) < 2:
-            raise UsageError(f"--regions: expected at least 2 comma-separated regions, got {args.regions!r}")
-        if len(set(regions)) != len(regions):
-            raise UsageError(f"--regions: duplicate region in {args.regions!r}")
-        unknown = [r for r in regions if r not in known_regions()]
-        if unknown:
-            raise UsageError(f"--regions: unknown region {unknown[0]!r}")
-    if args.routing is not None and args.routing not in ("failover", "latency"):
-        raise UsageError(f"--routing: expected one of failover, latency, got {args.routing!r}")
-    if args.routing == "failover" and len(regions) != 2:
-        raise UsageError(f"--routing: failover routing pairs exactly 2 regions, --regions names {len(regions)}; "
-                         f"use latency")
-    return regions
+    regions, _ = embedded_layout(args.regions, args.routing)
+    return list(regions)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
