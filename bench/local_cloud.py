@@ -292,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument("--soak-rate", type=float, default=60.0, help="requests/s during the soak (half writes)")
     parser.add_argument("--skip", default="", help=f"comma-separated phases to skip: {','.join(PHASES)}")
+    parser.add_argument("--consistency", default="eventual", choices=("eventual", "strong"),
+                        help="the put and lag phases' table: eventual (two regions, the default cloud) or strong "
+                             "(multi-Region strong consistency on eu-west-1,eu-west-2,eu-west-3)")
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if skip - set(PHASES):
@@ -311,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         ok &= s["ready_s"] < 2.0
 
     if not {"put", "lag"} <= skip:
-        with LocalCloud() as cloud:
+        strong = {"regions": ["eu-west-1", "eu-west-2", "eu-west-3"], "routing": "latency", "consistency": "STRONG"}
+        # HTTP shape (tls=False): each region's api_url is its address, so this process needs no DNS of the cloud's
+        with LocalCloud(tls=False, **(strong if args.consistency == "strong" else {})) as cloud:  # type: ignore[arg-type]
+            print(f"    table: {args.consistency} consistency", flush=True)
             if "put" not in skip:
                 p = measure_put(cloud, args.put_seconds, args.put_threads)
                 print(f"(b) PutItem through {p['url']}: {p['rate']:.0f} requests/s over {p['elapsed_s']:.1f} s "

@@ -27,10 +27,13 @@ EXPORTS: dict[str, str] = {
     "FailoverUnderLoad": "gameday.gamedays.under_load",
     "LoadSettings": "gameday.gamedays.under_load",
     "effective_slos": "gameday.gamedays.under_load",
+    "StrongConsistencyRpo": "gameday.gamedays.strong_consistency",
+    "table_consistency": "gameday.gamedays.strong_consistency",
     "reported_scenario": "gameday.gamedays.scenario_report",
     "wait_all_healthy": "gameday.gamedays.steps",
     "wait_for": "gameday.gamedays.steps",
     "categorised_failures": "gameday.gamedays.steps",
+    "write_item": "gameday.gamedays.steps",
     # faults: each records what it changes, restores it on every exit path, and journals it
     "FlipHealth": "gameday.faults.flip_health",
     "ThrottleFunction": "gameday.faults.concurrency",

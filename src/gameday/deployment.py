@@ -14,7 +14,7 @@ import ipaddress
 import math
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import yaml
 from gameday.errors import UsageError
 from gameday.records import FIGURES
 from gameday.safety.guardrails import Guardrails, parse_guardrails
+from gameday.table_consistency import CONSISTENCIES, EVENTUAL, MRSC_TABLE_VERSION, STRONG, mrsc_layout_problem
 
 SCHEMA_VERSION = 1
 TARGETS = ("local", "aws")
@@ -302,7 +303,6 @@ def known_regions() -> frozenset[str]:
 
 
 EMBEDDED_REGIONS: tuple[str, ...] = ("eu-west-1", "us-east-1")   # the embedded local cloud's regions by default
-ROUTINGS = ("failover", "latency")
 
 
 def embedded_layout(regions: str | None, routing: str | None, *, regions_source: str = "--regions",
@@ -329,6 +329,39 @@ def embedded_layout(regions: str | None, routing: str | None, *, regions_source:
         raise UsageError(f"{routing_source}: failover routing pairs exactly 2 regions, {regions_source} names "
                          f"{len(names)}; use latency")
     return names, chosen
+
+
+def consistency_layout(consistency: str | None, witness: str | None, regions: Sequence[str],
+                       table_version: str | None = None, *, consistency_source: str = "--consistency",
+                       witness_source: str = "--witness", regions_source: str = "--regions",
+                       table_version_source: str = "--table-version") -> tuple[str, str | None, str | None]:
+    """The global table's consistency (any case; None: EVENTUAL), witness and table version, checked
+    against what AWS accepts, so a layout AWS would refuse fails before anything starts.
+
+    Returns (EVENTUAL | STRONG, witness, table version); the version is the one given, or 2019.11.21
+    for STRONG when none was (MRSC exists only there), else None. UsageError names the source."""
+    chosen = EVENTUAL if consistency is None else consistency.upper()
+    if chosen not in CONSISTENCIES:
+        raise UsageError(f"{consistency_source}: expected one of {', '.join(c.lower() for c in CONSISTENCIES)}, "
+                         f"got {consistency!r}")
+    if witness is not None:
+        if chosen != STRONG:
+            raise UsageError(f"{witness_source}: a witness is only for {consistency_source} strong")
+        if witness not in known_regions():
+            raise UsageError(f"{witness_source}: unknown region {witness!r}")
+        if witness in regions:
+            raise UsageError(f"{witness_source}: {witness} is one of {regions_source}; the witness is a third "
+                             "region, holding no replica")
+    if chosen != STRONG:
+        return chosen, witness, table_version
+    if table_version is not None and table_version != MRSC_TABLE_VERSION:
+        raise UsageError(f"{consistency_source}: strong consistency needs a {MRSC_TABLE_VERSION} table, "
+                         f"{table_version_source} is {table_version}")
+    problem = mrsc_layout_problem(regions, witness)
+    if problem is not None:
+        given = f"{regions_source} {','.join(regions)}" + (f", {witness_source} {witness}" if witness else "")
+        raise UsageError(f"{consistency_source}: {problem} ({given})")
+    return chosen, witness, MRSC_TABLE_VERSION
 
 
 def _parse_table(v: _Validator, raw: Any) -> Table:

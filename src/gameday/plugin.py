@@ -12,6 +12,8 @@ Settings, each from the command line, else the environment, else a default:
   --time-scale X      GAMEDAY_TIME_SCALE   time scale of the embedded local cloud (default 0.01)
   --local-regions L   GAMEDAY_LOCAL_REGIONS  the embedded local cloud's regions (default eu-west-1,us-east-1)
   --local-routing R   GAMEDAY_LOCAL_ROUTING  its routing (default failover for 2 regions, latency for more)
+  --local-consistency C  GAMEDAY_LOCAL_CONSISTENCY  its global table's consistency: eventual (default) or strong
+  --local-witness R   GAMEDAY_LOCAL_WITNESS  with strong and 2 regions: the witness region (no replica)
   --run-dir DIR       GAMEDAY_RUN_DIR      where rows, journal and evidence go (default reports/<run id>)
 A bad value is reported with the place it came from (the option or the variable).
 
@@ -69,6 +71,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--local-routing", metavar="failover|latency", default=None,
                     help="routing of the embedded local cloud (env GAMEDAY_LOCAL_ROUTING; default failover "
                          "for two regions, latency for more)")
+    group.addoption("--local-consistency", metavar="eventual|strong", default=None,
+                    help="global table consistency of the embedded local cloud (env GAMEDAY_LOCAL_CONSISTENCY; "
+                         "default eventual); strong: multi-Region strong consistency, exactly 3 regions of one "
+                         "region set (3 --local-regions, or 2 and --local-witness)")
+    group.addoption("--local-witness", metavar="REGION", default=None,
+                    help="with --local-consistency strong and 2 regions: the witness region, which holds no "
+                         "replica (env GAMEDAY_LOCAL_WITNESS)")
     group.addoption("--run-dir", metavar="DIR", default=None,
                     help="run output directory (env GAMEDAY_RUN_DIR; default: reports/<run-id>)")
     group.addoption("--gameday-progress", choices=("lines", "events", "off"), default="lines",
@@ -113,6 +122,8 @@ class Settings:
     run_dir: Setting
     local_regions: Setting      # tuple of region names
     local_routing: Setting      # "failover" | "latency"
+    local_consistency: Setting  # "EVENTUAL" | "STRONG"
+    local_witness: Setting      # a region name or None
 
 
 _SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -151,11 +162,32 @@ def _local_layout(regions: Setting, routing: Setting) -> tuple[Setting, Setting]
     return Setting(names, regions.source), Setting(chosen, routing.source)
 
 
+def _local_consistency(consistency: Setting, witness: Setting, regions: Setting) -> tuple[Setting, Setting]:
+    """The embedded cloud's table consistency and witness, checked with its regions. An error names
+    where each came from, or the option to set when it was the default."""
+    from gameday.deployment import consistency_layout
+    from gameday.errors import UsageError
+
+    def named(setting: Setting, option: str) -> str:
+        return option if setting.source == "default" else setting.source
+
+    try:
+        chosen, witness_name, _ = consistency_layout(
+            consistency.value, witness.value, regions.value,
+            consistency_source=named(consistency, "--local-consistency"), witness_source=witness.source,
+            regions_source=named(regions, "--local-regions"))
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return Setting(chosen, consistency.source), Setting(witness_name, witness.source)
+
+
 def settings(config: pytest.Config) -> Settings:
     """The game-day settings of this run, read (and checked) once, when first needed."""
     if _SETTINGS_KEY not in config.stash:
         layout = _local_layout(_raw(config, "--local-regions", "GAMEDAY_LOCAL_REGIONS"),
                                _raw(config, "--local-routing", "GAMEDAY_LOCAL_ROUTING"))
+        consistency = _local_consistency(_raw(config, "--local-consistency", "GAMEDAY_LOCAL_CONSISTENCY"),
+                                         _raw(config, "--local-witness", "GAMEDAY_LOCAL_WITNESS"), layout[0])
         config.stash[_SETTINGS_KEY] = Settings(
             deployment=_raw(config, "--deployment", "GAMEDAY_DEPLOYMENT"),
             fail_region=_raw(config, "--fail-region", "GAMEDAY_FAIL_REGION"),
@@ -163,6 +195,8 @@ def settings(config: pytest.Config) -> Settings:
             run_dir=_raw(config, "--run-dir", "GAMEDAY_RUN_DIR"),
             local_regions=layout[0],
             local_routing=layout[1],
+            local_consistency=consistency[0],
+            local_witness=consistency[1],
         )
     return config.stash[_SETTINGS_KEY]
 
@@ -310,7 +344,8 @@ def deployment_file(pytestconfig: pytest.Config) -> Iterator[tuple[Path, Any]]:
     from gameday.localcloud.process.launcher import LocalCloud
 
     with LocalCloud(time_scale=chosen.time_scale.value, regions=list(chosen.local_regions.value),
-                    routing=chosen.local_routing.value) as cloud:
+                    routing=chosen.local_routing.value, consistency=chosen.local_consistency.value,
+                    witness=chosen.local_witness.value) as cloud:
         yield cloud.deployment_path, cloud
 
 
@@ -432,10 +467,8 @@ def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path
             from gameday.localcloud.process.launcher import LocalCloud
 
             gameday.progress.say(f"starting a second local cloud with {routing} routing")
-            # failover records pair two regions: a failover cloud beside a wider one takes its first two
-            regions = list(chosen.local_regions.value)[:2] if routing == "failover" else list(chosen.local_regions.value)
             cloud = stack.enter_context(LocalCloud(time_scale=chosen.time_scale.value, routing=routing,
-                                                   regions=regions))
+                                                   **_second_cloud_layout(chosen, routing)))
             session = GamedaySession.open(cloud.deployment_path, run_dir=run_dir, local_cloud=cloud,
                                           progress=gameday.progress)
             session.slo_overrides = dict(gameday.slo_overrides)
@@ -444,6 +477,20 @@ def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path
             return session
 
         yield get
+
+
+def _second_cloud_layout(chosen: Settings, routing: str) -> dict[str, Any]:
+    """The regions, consistency and witness of a second local cloud routed by `routing`. Failover
+    records pair two regions, so a failover cloud beside a wider one takes its first two; under
+    strong consistency the third becomes the witness, so the table keeps the 3 regions MRSC needs."""
+    from gameday.table_consistency import STRONG
+
+    regions, witness = list(chosen.local_regions.value), chosen.local_witness.value
+    if routing == "failover" and len(regions) > 2:
+        if chosen.local_consistency.value == STRONG:
+            witness = regions[2]
+        regions = regions[:2]
+    return {"regions": regions, "consistency": chosen.local_consistency.value, "witness": witness}
 
 
 @pytest.fixture

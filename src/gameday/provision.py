@@ -27,8 +27,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday import infra
-from gameday.deployment import HOSTED_ZONE_ID, is_dns_name, known_regions
+from gameday.deployment import HOSTED_ZONE_ID, consistency_layout, is_dns_name, known_regions
 from gameday.errors import GamedayError, UsageError
+from gameday.table_consistency import CONSISTENCIES, EVENTUAL, STRONG
 
 INFRA_DIR = infra.templates_dir()
 FUNCTIONS_DIR = infra.functions_dir()
@@ -94,6 +95,10 @@ class ProvisionSpec:
     regions: list[str]
     table_name: str = "MyGlobalTable"
     table_version: str = "2017.11.29"
+    # The global table's MultiRegionConsistency: EVENTUAL, or STRONG (MRSC: 3 regions of one region
+    # set, or 2 and `witness`, a third region that holds no replica; 2019.11.21 only).
+    consistency: str = EVENTUAL
+    witness: str | None = None
     routing: str = "failover"
     domain: str = "api.gameday.test"
     zone: str = "gameday.test"
@@ -284,12 +289,17 @@ def load_templates(templates_dir: str | None, custom_domain: bool = False) -> di
     return templates
 
 
-def with_replicas(template: dict[str, Any], regions: list[str]) -> dict[str, Any]:
-    """The global-table template with Replicas set to one entry per region (first = stack region)."""
+def with_replicas(template: dict[str, Any], regions: list[str], witness: str | None = None) -> dict[str, Any]:
+    """The global-table template with Replicas set to one entry per region (first = stack region)
+    and GlobalTableWitnesses to the witness, if any (it holds no replica, so it is not in Replicas)."""
     doc = copy.deepcopy(template)
     for resource in doc["Resources"].values():
         if resource["Type"] == "AWS::DynamoDB::GlobalTable":
-            resource.setdefault("Properties", {})["Replicas"] = [{"Region": r} for r in regions]
+            properties = resource.setdefault("Properties", {})
+            properties["Replicas"] = [{"Region": r} for r in regions]
+            properties.pop("GlobalTableWitnesses", None)
+            if witness is not None:
+                properties["GlobalTableWitnesses"] = [{"Region": witness}]
     return doc
 
 
@@ -347,6 +357,11 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
         raise UsageError("routing: failover routing takes exactly 2 regions; use latency")
     if spec.table_version not in TABLE_VERSIONS:
         raise UsageError(f"table_version: expected one of {', '.join(TABLE_VERSIONS)}, got {spec.table_version!r}")
+    if spec.consistency not in CONSISTENCIES:
+        raise UsageError(f"consistency: expected one of {', '.join(CONSISTENCIES)}, got {spec.consistency!r}")
+    consistency_layout(spec.consistency, spec.witness, spec.regions, spec.table_version,
+                       consistency_source="consistency", witness_source="witness", regions_source="regions",
+                       table_version_source="table_version")
     if not spec.table_name or not all(c.isalnum() or c in "_.-" for c in spec.table_name) \
             or not 3 <= len(spec.table_name) <= 255:
         raise UsageError(f"table_name: expected 3-255 characters of [A-Za-z0-9_.-], got {spec.table_name!r}")
@@ -392,7 +407,18 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
     functions = Path(spec.functions_dir) if spec.functions_dir else FUNCTIONS_DIR
     if not functions.is_dir() or not any(functions.glob("*.py")):
         raise UsageError(f"functions_dir: {functions} holds no handler modules")
-    return load_templates(spec.templates_dir, custom_domain=spec.custom_domain)
+    templates = load_templates(spec.templates_dir, custom_domain=spec.custom_domain)
+    _check_consistency_parameter(spec, templates["global_table"])
+    return templates
+
+
+def _check_consistency_parameter(spec: ProvisionSpec, template: dict[str, Any]) -> None:
+    """STRONG reaches the table only through the template's MultiRegionConsistency parameter: a
+    template without it would quietly make an eventually consistent table."""
+    if spec.consistency == STRONG and "MultiRegionConsistency" not in (template.get("Parameters") or {}):
+        base = Path(spec.templates_dir) if spec.templates_dir else INFRA_DIR
+        raise UsageError(f"consistency: STRONG needs a MultiRegionConsistency parameter in "
+                         f"{base / TEMPLATE_FILES['global_table']} (fed to the table's MultiRegionConsistency)")
 
 
 # ---------------------------------------------------------------- packaging
@@ -598,8 +624,8 @@ class _Provisioner:
 
         if spec.table_version == "2019.11.21":
             self.create_stack("global_table", spec.regions[0], self.stack_name("global_table"),
-                              with_replicas(templates["global_table"], spec.regions),
-                              {"TableName": spec.table_name})
+                              with_replicas(templates["global_table"], spec.regions, spec.witness),
+                              {"TableName": spec.table_name, "MultiRegionConsistency": spec.consistency})
 
         regional: dict[str, dict[str, str]] = {}
         for region in spec.regions:

@@ -41,6 +41,8 @@ FIGURES: dict[str, str] = {
     "errors": "failed requests during the game day",
     "failed_requests": "requests that failed, over the whole traffic",
     "rpo_lost_writes": "acknowledged writes missing after recovery",
+    "write_conflicts": "writes rejected because another region was writing the item (MRSC)",
+    "strong_read_after_s": "last write acknowledged before the outage -> strong read in a survivor",
     "replication_lag_p50_s": "replication lag, median",
     "replication_lag_p99_s": "replication lag, 99th percentile",
     "failback_s": "restore -> the region serves its clients again",

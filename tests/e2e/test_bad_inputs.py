@@ -167,6 +167,13 @@ def test_a_junk_address_prefix_names_the_option_and_the_form_it_takes(tmp_path: 
     (("--routing", "weighted"), "--routing: expected one of failover, latency"),
     (("--ttl", "3600"), "--ttl: alias records answer with their target's TTL (60 s), not 3600; add --records cname"),
     (("--no-tls", "--records", "alias"), "--records: alias records point at a regional custom domain"),
+    (("--consistency", "strong", "--table-version", "2017.11.29"),
+     "--consistency: strong consistency needs a 2019.11.21 table, --table-version is 2017.11.29"),
+    (("--consistency", "strong"), "--consistency: multi-Region strong consistency takes exactly 3 regions"),
+    (("--consistency", "bogus"), "--consistency: expected one of eventual, strong, got 'bogus'"),
+    (("--regions", "eu-west-1,eu-west-2", "--witness", "eu-west-3"),
+     "--witness: a witness is only for --consistency strong"),
+    (("--mrsc-commit", "-1"), "--mrsc-commit: expected a number of AWS seconds >= 0"),
 ])
 def test_other_junk_local_up_arguments_are_one_line_naming_them(tmp_path: Path, args: tuple[str, ...],
                                                                 needle: str) -> None:
@@ -196,6 +203,13 @@ def test_an_unwritable_work_dir_is_refused_before_the_cloud_starts(tmp_path: Pat
      ("--regions: unknown region 'xx-fake-9'",)),
     (("--domain", "api.mycompany.com", "--hosted-zone-id", "Z0123456789ABC", "--table-version", "2020"),
      ("--table-version: expected one of",)),
+    (("--domain", "api.mycompany.com", "--hosted-zone-id", "Z0123456789ABC", "--consistency", "strong"),
+     ("--consistency: multi-Region strong consistency takes exactly 3 regions", "--regions eu-west-1,us-east-1")),
+    (("--domain", "api.mycompany.com", "--hosted-zone-id", "Z0123456789ABC", "--consistency", "strong",
+      "--regions", "eu-west-1,eu-west-2,eu-west-3", "--routing", "latency", "--table-version", "2017.11.29"),
+     ("--consistency: strong consistency needs a 2019.11.21 table",)),
+    (("--domain", "api.mycompany.com", "--hosted-zone-id", "Z0123456789ABC", "--witness", "eu-west-3"),
+     ("--witness: a witness is only for --consistency strong",)),
 ])
 def test_provision_on_aws_refuses_bad_input_before_any_call(tmp_path: Path, proxy: CountingProxy,
                                                             args: tuple[str, ...], needles: tuple[str, ...]) -> None:
@@ -280,6 +294,14 @@ def test_policy_refuses_an_unwritable_out_before_any_call(tmp_path: Path, proxy:
     (("--regions", "eu-west-1,us-east-1,ap-southeast-1", "--routing", "failover"),
      "--routing: failover routing pairs exactly 2 regions, --regions names 3; use latency"),
     (("--routing", "weighted"), "--routing: expected one of failover, latency, got 'weighted'"),
+    (("--consistency", "strong"), "--consistency: multi-Region strong consistency takes exactly 3 regions (3 "
+                                  "replicas, or 2 and a witness), got 2 (--regions eu-west-1,us-east-1)"),
+    (("--consistency", "strong", "--regions", "eu-west-1,eu-west-2", "--witness", "us-east-1"),
+     "--consistency: all 3 regions must come from one region set"),
+    (("--witness", "eu-west-3"), "--witness: a witness is only for --consistency strong"),
+    (("--consistency", "bogus"), "--consistency: expected one of eventual, strong, got 'bogus'"),
+    (("--consistency", "strong", "--regions", "eu-west-1,eu-west-2", "--witness", "eu-west-2"),
+     "--witness: eu-west-2 is one of --regions"),
 ])
 def test_run_refuses_junk_embedded_cloud_regions_before_any_game_day(tmp_path: Path, args: tuple[str, ...],
                                                                      needle: str) -> None:
@@ -287,8 +309,10 @@ def test_run_refuses_junk_embedded_cloud_regions_before_any_game_day(tmp_path: P
     assert not any(tmp_path.iterdir())   # no run folder: nothing ran
 
 
-def test_run_refuses_embedded_cloud_regions_beside_a_deployment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("option, value", [("--regions", "eu-west-1,us-east-1"), ("--consistency", "strong"),
+                                           ("--witness", "eu-west-3")])
+def test_run_refuses_embedded_cloud_regions_beside_a_deployment(tmp_path: Path, option: str, value: str) -> None:
     described = write(tmp_path / "deployment.yaml", GOOD)
-    one_line_error(gameday("run", "--deployment", str(described), "--regions", "eu-west-1,us-east-1",
+    one_line_error(gameday("run", "--deployment", str(described), option, value,
                            "--report-dir", str(tmp_path / "reports"), report_dir=tmp_path),
-                   "--regions: only for the embedded local cloud")
+                   f"{option}: only for the embedded local cloud")

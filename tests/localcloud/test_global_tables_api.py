@@ -9,14 +9,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from gameday.localcloud.dynamodb.global_tables_api import GlobalTables
-from gameday.localcloud.motoglue.server import AwsEndpoint
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
+from tests.support.cloud_rigs import dynamodb_clients, global_tables_endpoint
 
 REGIONS = ["eu-west-1", "us-east-1", "us-west-2"]
 A, B, C = REGIONS
@@ -25,27 +21,13 @@ STREAMS = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    ctx = CloudContext(settings=CloudSettings(regions=list(REGIONS), time_scale=0.01),
-                       regions=[RegionSpec(r, f"127.0.0.{11 + i}") for i, r in enumerate(REGIONS)])
-    tables = GlobalTables(ctx)
-    tables.install()
-    server = AwsEndpoint("127.0.0.1", 0, ctx.control)
-    server.start()
-    tables.start()
-    try:
-        yield server.url
-    finally:
-        tables.stop()
-        server.stop()
+    with global_tables_endpoint(REGIONS) as url:
+        yield url
 
 
 @pytest.fixture
 def ddb(endpoint: str) -> Any:
-    def client(region: str) -> Any:
-        return boto3.client("dynamodb", region_name=region, endpoint_url=endpoint,
-                            aws_access_key_id="test", aws_secret_access_key="test",
-                            config=Config(retries={"max_attempts": 1}))
-    return client
+    return dynamodb_clients(endpoint)
 
 
 def make_table(ddb: Any, regions: list[str], streams: dict[str, Any] | None = STREAMS, key: str = "id") -> str:

@@ -4,7 +4,6 @@ resource by resource with boto3 over HTTP."""
 
 from __future__ import annotations
 
-import random
 import re
 import shutil
 import uuid
@@ -18,13 +17,10 @@ import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from gameday.errors import UsageError
-from gameday.localcloud.apigateway.dataplane import DataPlane
-from gameday.localcloud.awslambda.runtime import LambdaRuntime
 from gameday.localcloud.cloudformation.supplements import CfnSupplements
-from gameday.localcloud.dynamodb.global_tables_api import GlobalTables
-from gameday.localcloud.motoglue.server import AwsEndpoint
-from gameday.localcloud.process.context import CloudContext, CloudSettings, RegionSpec
+from gameday.localcloud.process.context import CloudContext
 from gameday.provision import INFRA_DIR, ProvisionError, ProvisionSpec, known_regions, provision, teardown
+from tests.support.cloud_rigs import provisioning_rig
 
 # The runtime the reference template gives its functions (one for all three).
 TEMPLATE_RUNTIME = re.findall(r"^\s*Runtime:\s*(\S+)", (INFRA_DIR / "regional.yaml").read_text(), re.MULTILINE)[0]
@@ -49,29 +45,8 @@ def no_aws(region: str) -> Any:
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[CloudContext]:
-    """The AWS endpoint with global tables, the Lambda runtime and the data plane, as the local
-    cloud runs them (regions on random 127.x.y.1N addresses, one free port)."""
-    prefix = f"127.{random.randint(1, 254)}.{random.randint(0, 254)}."
-    settings = CloudSettings(regions=REGIONS_3, time_scale=0.01, data_plane_port=0)
-    ctx = CloudContext(settings=settings, regions=[RegionSpec(r, f"{prefix}{11 + i}") for i, r in enumerate(REGIONS_3)])
-    for spec in ctx.regions:
-        ctx.names.add_suffix(f".execute-api.{spec.name}.amazonaws.com", spec.address)
-    tables, runtime = GlobalTables(ctx), LambdaRuntime(ctx)
-    tables.install()
-    runtime.install()
-    endpoint = AwsEndpoint("127.0.0.1", 0, ctx.control)
-    endpoint.start()
-    ctx.aws_endpoint_url = endpoint.url
-    dataplane = DataPlane(ctx, runtime)
-    try:
-        tables.start()
-        dataplane.start()
+    with provisioning_rig(REGIONS_3) as ctx:
         yield ctx
-    finally:
-        dataplane.stop()
-        runtime.stop()
-        tables.stop()
-        endpoint.stop()
 
 
 def make_spec(rig: CloudContext, regions: list[str], **overrides: Any) -> ProvisionSpec:

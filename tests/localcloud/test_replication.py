@@ -319,7 +319,8 @@ def test_register_global_table_creates_and_replicates(cloud: Cloud) -> None:
         name, [A, B], "2019.11.21",
         key_schema=[{"AttributeName": "id", "KeyType": "HASH"}],
         attribute_definitions=[{"AttributeName": "id", "AttributeType": "S"}])
-    assert described == {"name": name, "version": "2019.11.21", "regions": [A, B]}
+    assert described == {"name": name, "version": "2019.11.21", "regions": [A, B], "consistency": "EVENTUAL",
+                         "witness": None}
     for region in (A, B):
         table = cloud.ddb(region).describe_table(TableName=name)["Table"]
         assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}

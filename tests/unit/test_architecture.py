@@ -14,13 +14,14 @@ PACKAGE_DIR = Path(gameday.__file__).resolve().parent
 
 # Each room and the rooms it may import (besides itself). Imports run one way: procedures import
 # observation, faults, load and measurement, which import the clients and the records.
-BASE = {"errors", "records", "timing", "deployment", "lazy"}
+BASE = {"errors", "records", "timing", "deployment", "lazy", "table_consistency"}
 MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "lazy": set(),
+    "table_consistency": set(),
     "records": {"errors"},
     "timing": {"errors"},
-    "deployment": {"errors", "timing", "records", "safety"},
+    "deployment": {"errors", "timing", "records", "safety", "table_consistency"},
     "safety": {"errors", "deployment", "timing", "lazy", "records"},
     "aws": BASE,
     "faults": BASE | {"aws", "observe", "safety"},   # a fault's effect is checked as a client sees it (pinned HTTP)

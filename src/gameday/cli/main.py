@@ -45,15 +45,17 @@ def load_settings_given(args: argparse.Namespace, env: Mapping[str, str] | None 
 
 
 def embedded_regions(args: argparse.Namespace) -> list[str]:
-    """The embedded local cloud's regions (--regions, checked; default eu-west-1,us-east-1) and its
+    """The embedded local cloud's regions (--regions, checked; default eu-west-1,us-east-1), its
     routing (--routing; default failover for two regions, latency for more, as failover records
-    pair exactly two). Both describe the embedded cloud only: a --deployment names its own."""
-    for option in ("regions", "routing"):
+    pair exactly two) and its table's consistency (--consistency, --witness: a layout AWS accepts).
+    All describe the embedded cloud only: a --deployment names its own."""
+    for option in ("regions", "routing", "consistency", "witness"):
         if getattr(args, option, None) is not None and args.deployment:
             raise UsageError(f"--{option}: only for the embedded local cloud; {args.deployment} names its own")
-    from gameday.deployment import embedded_layout
+    from gameday.deployment import consistency_layout, embedded_layout
 
     regions, _ = embedded_layout(args.regions, args.routing)
+    consistency_layout(args.consistency, args.witness, regions)
     return list(regions)
 
 
@@ -242,6 +244,8 @@ def cmd_teardown(args: argparse.Namespace) -> int:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The whole command line. `local up` takes its arguments from the local cloud's own module,
     which is imported only when the command line names `local` (argv None: always)."""
+    from gameday.table_consistency import add_consistency_arguments
+
     parser = _Parser(prog="gameday", description="Failover game days for multi-region serverless backends.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -256,6 +260,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                      help="regions of the embedded local cloud (default eu-west-1,us-east-1; not with --deployment)")
     run.add_argument("--routing", metavar="failover|latency",
                      help="routing of the embedded local cloud (default: failover for 2 regions, latency for more)")
+    add_consistency_arguments(run, whose="the embedded local cloud's global table (not with --deployment):")
     run.add_argument("--load-acked-writes", metavar="N", help="under load: acknowledged writes to reach (default 1000)")
     run.add_argument("--load-rate", metavar="RPS", help="under load: requests per second (default 60)")
     run.add_argument("--load-write-ratio", metavar="SHARE", help="under load: share of writes (default 0.8)")
@@ -335,6 +340,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     provision.add_argument("--regions", default="eu-west-1,us-east-1")
     provision.add_argument("--table-version", default="2019.11.21")
     provision.add_argument("--routing", default="failover")
+    add_consistency_arguments(provision)
     provision.add_argument("--domain", default=None, metavar="D",
                            help="required: the custom domain (alias A records to a regional custom domain per "
                                 "region), inside the --hosted-zone-id zone")

@@ -218,7 +218,7 @@ def build_plans(args: argparse.Namespace, deployment_path: Path,
     plans = []
     for scenario, faults in scenarios:
         scenario.faults = plan.describe_faults(clients, deployment, faults, scenario.failed_region)
-        scenario.phases = plan.plan_phases(check, deployment.record_ttl_s)
+        scenario.phases = plan.scenario_phases(scenario.scenario, check, deployment.record_ttl_s)
         plans.append(scenario)
     return (plan.render(plans, done), plans,
             plan.policy_document(all_actions, lease=plan.lease_arn(deployment, account)))
@@ -261,7 +261,12 @@ def _deployment(args: argparse.Namespace) -> Iterator[Path]:
     if args.deployment:
         yield Path(args.deployment)
         return
+    from gameday.deployment import consistency_layout, embedded_layout
     from gameday.localcloud.process.launcher import LocalCloud
 
-    with LocalCloud(time_scale=args.time_scale or 0.01) as cloud:
+    regions, routing = embedded_layout(getattr(args, "regions", None), getattr(args, "routing", None))
+    consistency, witness, version = consistency_layout(getattr(args, "consistency", None),
+                                                       getattr(args, "witness", None), list(regions))
+    with LocalCloud(time_scale=args.time_scale or 0.01, regions=list(regions), routing=routing,
+                    consistency=consistency, witness=witness, table_version=version) as cloud:
         yield Path(cloud.deployment_path)

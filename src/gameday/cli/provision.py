@@ -13,14 +13,14 @@ from pathlib import Path
 import boto3
 import yaml
 
-from gameday.deployment import Deployment, check_writable, load_deployment
+from gameday.deployment import Deployment, check_writable, consistency_layout, load_deployment
 from gameday.errors import UsageError
 from gameday.provision import ProvisionSpec, provision, teardown
 
 # The spec's field names in provision's messages -> the flags a user typed.
 _FLAGS = {"regions": "--regions", "routing": "--routing", "table_version": "--table-version",
           "templates": "--templates", "domain": "--domain", "hosted_zone_id": "--hosted-zone-id",
-          "health_depth": "--health"}
+          "health_depth": "--health", "consistency": "--consistency", "witness": "--witness"}
 
 
 def _as_flags(error: UsageError) -> UsageError:
@@ -41,7 +41,10 @@ def _refuse_endpoint_overrides(command: str) -> None:
 
 
 def _spec(regions: list[str], args: argparse.Namespace) -> ProvisionSpec:
+    consistency, witness, _ = consistency_layout(getattr(args, "consistency", None), getattr(args, "witness", None),
+                                                 regions, args.table_version)
     return ProvisionSpec(regions=regions, table_version=args.table_version, routing=args.routing,
+                         consistency=consistency, witness=witness,
                          templates_dir=args.templates, hosted_zone_id=args.hosted_zone_id,
                          domain=args.domain, zone=args.domain, custom_domain=True,
                          health_depth=getattr(args, "health", "deep"))

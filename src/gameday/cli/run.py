@@ -69,7 +69,7 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
     paths += [str(folder) for folder in scenario_dirs(args)]
     argv = [*paths, "--rootdir", str(catalog.parents[1]), "-c", str(catalog / "pytest.ini"),
             "-p", "no:cacheprovider", "--run-dir", str(run_dir), "--no-gameday-summary",
-            "--alluredir", str(run_dir / ALLURE_RESULTS), "-q", "-rfE", "--gameday-progress", "events",
+            "--alluredir", str(run_dir / ALLURE_RESULTS), "-q", "-rfEs", "--gameday-progress", "events",
             "-o", "console_output_style=classic"]
     if loads_own_plugins(args):
         argv += ["-p", GAMEDAY_PLUGIN, "-p", ALLURE_PLUGIN]
@@ -96,6 +96,10 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
         argv += ["--local-regions", args.regions]
     if getattr(args, "routing", None):
         argv += ["--local-routing", args.routing]
+    if getattr(args, "consistency", None):
+        argv += ["--local-consistency", args.consistency]
+    if getattr(args, "witness", None):
+        argv += ["--local-witness", args.witness]
     for option in ("load_acked_writes", "load_rate", "load_write_ratio"):
         value = getattr(args, option, None)
         if value is not None:

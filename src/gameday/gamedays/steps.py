@@ -1,5 +1,6 @@
 """Steps every game day shares: categorised failures on the run record, waiting until every region
-is healthy, a measured wait for any condition, and throttled progress lines.
+is healthy, a measured wait for any condition, throttled progress lines, and one recorded write
+straight to a region's API.
 
 Public API for teams writing their own game days:
 
@@ -21,6 +22,8 @@ from typing import Any
 from gameday import timing
 from gameday.errors import Category, ScenarioError, ScenarioFailed
 from gameday.gamedays.session import GamedaySession
+from gameday.load.global_client import GlobalClient, GlobalRequestError
+from gameday.load.traffic import make_event
 from gameday.records import RunRecord
 
 
@@ -87,3 +90,25 @@ class Throttled:
         if force or now - self._last >= self._interval_s:
             self._last = now
             self._session.progress.say(text)
+
+
+def write_item(client: GlobalClient, item_id: int, name: str) -> dict[str, Any]:
+    """POST /item through `client` (a region's API, its host resolved through the deployment's
+    resolver, TLS verified): a traffic event (load.traffic.make_event) plus the value written. The
+    region that served it is the one its address belongs to."""
+    t_start = time.time()
+    started = time.perf_counter()
+    status, error, served, address = None, None, None, None
+    try:
+        response = client.post("/item", json={"id": item_id, "name": name})
+        status, address = response.status, response.address
+        served = response.region or response.address
+        ok = response.ok
+        error = None if ok else f"HTTP {status}"
+    except GlobalRequestError as exc:
+        ok, error, address = False, str(exc)[:200], exc.address
+    latency = time.perf_counter() - started
+    event = make_event(t_start, t_start + latency, "put", ok, status, latency, served, item_id, error,
+                       address or client.global_url)
+    event["name"] = name
+    return event

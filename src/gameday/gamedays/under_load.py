@@ -43,7 +43,7 @@ from gameday.gamedays.failover import FaultFactory, RegionFailover
 from gameday.gamedays.session import GamedaySession
 from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_for
 from gameday.load.global_client import GlobalClient, GlobalResponse
-from gameday.load.traffic import PUT_PATH, Traffic
+from gameday.load.traffic import CONFLICT_STATUS, PUT_PATH, Traffic
 from gameday.measure import metrics
 from gameday.measure.slo import effective_slos, parse_overrides
 from gameday.observe import dns_answers, tables
@@ -154,8 +154,10 @@ def read_present(clients: Any, deployment: Any, region: str, ids: Iterable[int])
     return found
 
 
-def read_items(clients: Any, deployment: Any, region: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """{id: item (plain values)} for the ids present in `region` (strongly consistent, chunked)."""
+def read_items(clients: Any, deployment: Any, region: str, ids: Iterable[int], *,
+               consistent: bool = True) -> dict[int, dict[str, Any]]:
+    """{id: item (plain values)} for the ids present in `region` (strongly consistent unless asked
+    otherwise, chunked)."""
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()
@@ -171,7 +173,7 @@ def read_items(clients: Any, deployment: Any, region: str, ids: Iterable[int]) -
 
     for start in range(0, len(wanted), BATCH_GET_MAX):
         request = {table: {"Keys": [{KEY: {"N": str(i)}} for i in wanted[start:start + BATCH_GET_MAX]],
-                           "ConsistentRead": True}}
+                           "ConsistentRead": consistent}}
         _batch_get(ddb, table, request, keep)
     return out
 
@@ -395,6 +397,9 @@ def load_figures(run: RunRecord, events: list[dict[str, Any]], *, acked: Mapping
     for region in acked.values():
         acked_by[str(region)] = acked_by.get(str(region), 0) + 1
     figures["acked_by_region"] = acked_by
+    # Writes an MRSC table rejected because another region was writing the item: not acknowledged,
+    # so never counted lost, but counted.
+    figures["write_conflicts"] = sum(1 for e in events if e["op"] == "put" and e["status"] == CONFLICT_STATUS)
     if events:
         span = max(e["t_end"] for e in events) - min(e["t_start"] for e in events)
         figures["traffic_s"] = round(span, 3)
@@ -465,7 +470,11 @@ class FailoverUnderLoad:
 
     def execute(self) -> RunRecord:
         st = self.settings
-        client = GlobalClient.from_deployment(self.dep, dns_mode=st.dns_mode, pool_maxsize=max(8, st.threads))
+        # Under latency routing the clients that live through the failure are the failed region's own
+        # (its client network, where the deployment names one); elsewhere they would never notice it.
+        near = self.run.failed_region if self.dep.routing == "latency" else None
+        client = GlobalClient.from_deployment(self.dep, region=near, dns_mode=st.dns_mode,
+                                              pool_maxsize=max(8, st.threads))
         self.sampler = LagSampler(self.s, every=st.lag_every())
         self.traffic = Traffic(ObservedClient(client, self.sampler.offer), rate=st.rate, write_ratio=st.write_ratio,
                                threads=st.threads, on_request=own_traffic(self.dep).report)
@@ -508,8 +517,9 @@ class FailoverUnderLoad:
     def _progress(self) -> str:
         p = self._traffic.progress()
         regions = ", ".join(f"{r}: {n}" for r, n in sorted(p.by_region.items()))
+        conflicts = f", {p.conflicts} of them write conflicts" if p.conflicts else ""
         return (f"traffic: {p.acked_writes}/{self.settings.acked_writes} acked writes, {p.rate:.0f} req/s, "
-                f"{p.failed} failed ({regions})")
+                f"{p.failed} failed{conflicts} ({regions})")
 
     def _warm_up(self) -> None:
         """Traffic before the fault: the 'before' latency and the region routing serves."""

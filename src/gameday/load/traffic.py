@@ -30,6 +30,9 @@ from gameday.load.global_client import GlobalClient, GlobalRequestError, GlobalR
 from gameday.observe.resolver import Resolver
 
 PUT_PATH = "/item"
+# The reference PutItem's answer when a multi-Region strongly consistent table rejects the write
+# (ReplicatedWriteConflictException: another region is writing the item). Not acknowledged; counted.
+CONFLICT_STATUS = 409
 GET_PATH = "/item/{item_id}"
 ID_SLOT_BITS = 24  # 16.7 M ids per run; a run's base is random, so runs never share ids
 
@@ -69,6 +72,7 @@ class Progress:
     skipped_slots: int
     in_flight: int
     by_region: dict[str, int] = field(default_factory=dict)
+    conflicts: int = 0          # writes rejected as conflicts (CONFLICT_STATUS): failed, never acked
 
     @property
     def rate(self) -> float:
@@ -130,7 +134,8 @@ class Traffic:
         self._active = 0
         self._finished_at: float | None = None
         self._next_id = 0
-        self._counts = {"sent": 0, "ok": 0, "failed": 0, "puts": 0, "gets": 0, "skipped": 0, "in_flight": 0}
+        self._counts = {"sent": 0, "ok": 0, "failed": 0, "puts": 0, "gets": 0, "skipped": 0, "in_flight": 0,
+                        "conflicts": 0}
         self._by_region: dict[str, int] = {}
 
     # -- construction from a deployment ------------------------------------------------
@@ -222,7 +227,7 @@ class Traffic:
             end = self._finished_at if self._finished_at is not None else time.monotonic()
         elapsed = max(0.0, end - self._t0) if self._t0 else 0.0
         return Progress(elapsed, c["sent"], c["ok"], c["failed"], c["puts"], c["gets"], acked, c["skipped"],
-                        c["in_flight"], by_region)
+                        c["in_flight"], by_region, c["conflicts"])
 
     # -- the workers -----------------------------------------------------------------
     def _take_slot(self) -> tuple[int, float] | None:
@@ -309,6 +314,8 @@ class Traffic:
             c["sent"] += 1
             c["puts" if write else "gets"] += 1
             c["ok" if ok else "failed"] += 1
+            if write and status == CONFLICT_STATUS:
+                c["conflicts"] += 1
             if region is not None:
                 self._by_region[region] = self._by_region.get(region, 0) + 1
             if ok and write:

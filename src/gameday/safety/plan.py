@@ -24,6 +24,7 @@ CATALOG: dict[str, tuple[tuple[str, str], ...]] = {
     "test_blind_spot_writes_fail_health_checked": (("write_impairment", "failed"),),
     "test_replication_paused_then_resumed": (("replication_pause", "first"),),
     "test_region_outage_under_load": (("region_outage", "failed"),),
+    "test_strong_consistency_rpo_zero": (("region_outage", "failed"),),
 }
 
 #: What game days read, by purpose, as (action, resource kind). Each catalog game day calls exactly
@@ -40,8 +41,9 @@ SCENARIO_OBSERVE: dict[str, tuple[tuple[str, str], ...]] = {
     "test_latency_routing": _HEALTH_CONFIG + _ROUTE53_WATCH,
     "test_all_regions_down": _HEALTH_CONFIG + _ROUTE53_WATCH,
     "test_blind_spot_writes_fail_health_checked": _HEALTH_CONFIG + _ROUTE53_WATCH,
-    "test_replication_paused_then_resumed": _HEALTH_CONFIG + _BULK_READ,
+    "test_replication_paused_then_resumed": _HEALTH_CONFIG + (("dynamodb:DescribeTable", "table"),) + _BULK_READ,
     "test_region_outage_under_load": _HEALTH_CONFIG + _ROUTE53_WATCH + _LANDING + _BULK_READ,
+    "test_strong_consistency_rpo_zero": (("dynamodb:DescribeTable", "table"),) + _BULK_READ,
 }
 #: Every read of the public API: what a team's own game day (not in the catalog) may call.
 OBSERVE_ACTIONS: tuple[tuple[str, str], ...] = (("sts:GetCallerIdentity", "*"),) + tuple(dict.fromkeys(
@@ -129,6 +131,26 @@ def plan_phases(check: CheckConfig, ttl_s: float) -> list[PlannedPhase]:
         PlannedPhase("write + read back", budget_s=ttl_s + 30.0, expected_s=2.0),
         PlannedPhase("restore + recover", budget_s=detect * 2 + ttl_s + check.interval_s, expected_s=detect + ttl_s),
     ]
+
+
+#: Game days whose steps are not the failover's: their phases, as (name, budget, expected) AWS seconds.
+OWN_PHASES: dict[str, tuple[tuple[str, float, float], ...]] = {
+    "test_strong_consistency_rpo_zero": (
+        ("table consistency", 10.0, 0.0),
+        ("conflicting writes from two regions", 60.0, 2.0),
+        ("inject + verify", 60.0, 5.0),
+        ("strong reads from the survivors", 30.0, 1.0),
+        ("restore + region back", 60.0, 5.0),
+    ),
+}
+
+
+def scenario_phases(test_name: str, check: CheckConfig, ttl_s: float) -> list[PlannedPhase]:
+    """A catalog game day's phases: its own where it has them, else the failover's."""
+    own = OWN_PHASES.get(test_name)
+    if own is None:
+        return plan_phases(check, ttl_s)
+    return [PlannedPhase(name, budget_s=budget, expected_s=expected) for name, budget, expected in own]
 
 
 def arns(deployment: Deployment, account: str, partition: str = "aws") -> dict[str, Any]:
@@ -338,7 +360,8 @@ def render(plans: Iterable[ScenarioPlan], preconditions: Mapping[str, str]) -> s
         lines.append(f"{plan.scenario}" + (f" [{plan.failed_region}]" if plan.failed_region else ""))
         lines += ["  faults:"] + ([f"    {f.line()}" for f in plan.faults] or ["    (none)"])
         lines.append("  phases (AWS seconds, budget / expected):")
-        lines += [f"    {p.name:<18} {p.budget_s:>7.0f} / {p.expected_s:>5.0f}" for p in plan.phases]
+        width = max((len(p.name) for p in plan.phases), default=18)
+        lines += [f"    {p.name:<{width}} {p.budget_s:>7.0f} / {p.expected_s:>5.0f}" for p in plan.phases]
         lines.append("  AWS actions:")
         lines += [f"    {a}" for a in sorted({action for action, _ in plan.actions})]
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 Bad input of any kind is a 400 naming the field, never a 500: the game day must be able to tell
 "the region is down" from "the client sent junk". The item carries `written_region` (AWS_REGION)
-because 2019.11.21 global tables hide aws:rep:updateregion.
+because 2019.11.21 global tables hide aws:rep:updateregion. On a multi-Region strongly consistent
+table a write that meets another region's write of the item is a 409 (not written; retry-safe).
 Deployable unchanged to AWS: boto3 with no explicit endpoint (AWS_ENDPOINT_URL, if set, comes
 from the environment).
 """
@@ -106,8 +107,11 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     except KeyError:
         return _response(500, {"error": "function misconfigured: environment variable tableName is not set"})
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ValidationException":  # the item, not the region
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "ValidationException":  # the item, not the region
             return _bad(f"item: {exc.response['Error'].get('Message', 'rejected by DynamoDB')}")
+        if code == "ReplicatedWriteConflictException":  # MRSC: another region is writing this item
+            return _response(409, {"error": "conflict: the item is being written in another region; retry"})
         return _response(500, {"error": f"write failed: {exc}"})
     except BotoCoreError as exc:
         return _response(500, {"error": f"write failed: {exc}"})

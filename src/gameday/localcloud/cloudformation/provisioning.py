@@ -21,6 +21,8 @@ def provision_local(ctx: CloudContext) -> dict:
         regions=list(settings.regions),
         table_name=settings.table_name,
         table_version=settings.table_version,
+        consistency=settings.consistency,
+        witness=settings.witness,
         routing=settings.routing,
         health_depth=settings.health_depth,
         # AWS seconds in the template's terms, run at the cloud's pace like every other AWS timing

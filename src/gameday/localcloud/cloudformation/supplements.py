@@ -7,7 +7,9 @@ so Ref/GetAtt/Sub/If/Conditions agree), it supplies:
 - AWS::ApiGateway::Stage: skipped by moto -> CreateStage (if the stage does not exist yet).
 - AWS::DynamoDB::GlobalTable: skipped by moto -> CreateTable in every replica region with
   streams, then register_global_table(...) (gameday/localcloud/dynamodb/global_tables_api.py) so the tables
-  replicate as 2019.11.21 replicas.
+  replicate as 2019.11.21 replicas, with its MultiRegionConsistency and GlobalTableWitnesses (a
+  witness region gets no table). A layout multi-Region strong consistency refuses fails the stack
+  (SupplementError with AWS's reason), and the tables just created are deleted again.
 - AWS::Route53::HealthCheck: moto keeps only Type/IP/Port/Path/FQDN/SearchString/Interval/
   Threshold -> UpdateHealthCheck for Inverted, Disabled, EnableSNI, Regions, and
   ChangeTagsForResource for HealthCheckTags.
@@ -238,7 +240,22 @@ class CfnSupplements:
     def _global_table(self, created: CreatedStack, logical_id: str, props: dict[str, Any], resource_map: Any) -> None:
         name = props["TableName"]
         regions = [r["Region"] for r in props.get("Replicas") or []] or [created.region]
+        witness = _witness(logical_id, props)
+        made = self._replica_tables(name, regions, props)
+        from gameday.localcloud.dynamodb.global_tables_api import register_global_table
+
+        try:
+            register_global_table(name, regions, "2019.11.21", witness=witness,
+                                  consistency=props.get("MultiRegionConsistency", "EVENTUAL"))
+        except ValueError as exc:   # AWS refuses the table: none is left behind
+            for region in made:
+                self.client("dynamodb", region).delete_table(TableName=name)
+            raise SupplementError(f"{logical_id}: {exc}") from None
+
+    def _replica_tables(self, name: str, regions: list[str], props: dict[str, Any]) -> list[str]:
+        """CreateTable with streams in each replica region that lacks the table; the regions it was made in."""
         view = (props.get("StreamSpecification") or {}).get("StreamViewType", "NEW_AND_OLD_IMAGES")
+        made = []
         for region in regions:
             ddb = self.client("dynamodb", region)
             if name in ddb.list_tables()["TableNames"]:
@@ -257,9 +274,8 @@ class CfnSupplements:
                 kwargs.setdefault("GlobalSecondaryIndexes", []).append(
                     {k: v for k, v in index.items() if k in ("IndexName", "KeySchema", "Projection")})
             ddb.create_table(**kwargs)
-        from gameday.localcloud.dynamodb.global_tables_api import register_global_table
-
-        register_global_table(name, regions, "2019.11.21")
+            made.append(region)
+        return made
 
     # ------------------------------------------------------------ Route 53
     def _health_check(self, created: CreatedStack, logical_id: str, props: dict[str, Any], resource_map: Any) -> None:
@@ -302,6 +318,14 @@ class CfnSupplements:
                                       f"{record.name} is not permitted at apex in zone {zone.name}")
         if record is not None and isinstance(record.ttl, str) and record.ttl.isdigit():
             record.ttl = int(record.ttl)
+
+
+def _witness(logical_id: str, props: dict[str, Any]) -> str | None:
+    """The GlobalTableWitnesses region (AWS takes at most one), or None."""
+    witnesses = [w.get("Region") for w in props.get("GlobalTableWitnesses") or []]
+    if len(witnesses) > 1:
+        raise SupplementError(f"{logical_id}: GlobalTableWitnesses takes at most 1 region, got {len(witnesses)}")
+    return witnesses[0] if witnesses else None
 
 
 def _as_bool(value: Any) -> bool:

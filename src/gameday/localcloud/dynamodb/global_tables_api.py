@@ -27,9 +27,11 @@ from moto.dynamodb.responses import DynamoResult
 
 from gameday.localcloud.dynamodb import replication
 from gameday.localcloud.dynamodb.replication import CURRENT, LEGACY, Replicator
+from gameday.localcloud.dynamodb.strong_consistency import StrongConsistency
 from gameday.localcloud.motoglue import access as moto_access
 from gameday.localcloud.motoglue import patches
 from gameday.localcloud.process.context import ACCOUNT_ID, CloudContext
+from gameday.table_consistency import CONSISTENCIES, EVENTUAL, STRONG, mrsc_layout_problem
 
 STREAMS = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
@@ -111,6 +113,10 @@ def _table(region: str, name: str) -> Any:
 def _streams_ok(table: Any) -> bool:
     spec = table.stream_specification or {}
     return bool(spec.get("StreamEnabled")) and spec.get("StreamViewType") == "NEW_AND_OLD_IMAGES"
+
+
+def _holds_items(table: Any) -> bool:
+    return table is not None and bool(table.items)
 
 
 def _key_schema(table: Any) -> list[tuple[str, str]]:
@@ -252,22 +258,37 @@ def update_global_table(self: Any) -> ActionResult:
 
 # --- 2019.11.21: UpdateTable ReplicaUpdates, DescribeTable Replicas ------------------------
 
+_GLOBAL_KEYS = ("TableName", "ReplicaUpdates", "MultiRegionConsistency", "GlobalTableWitnessUpdates")
+
+
 def _update_table(self: Any) -> ActionResult:
     updates = self.body.get("ReplicaUpdates")
-    if not updates:
+    witness_updates = self.body.get("GlobalTableWitnessUpdates")
+    if not updates and not witness_updates and not self.body.get("MultiRegionConsistency"):
         return _ORIGINALS.update_table(self)
     name = self.body["TableName"]
     region = self.region
     table = _table(region, name)
     if table is None:
         raise ResourceNotFoundException(table_name=name)
-    others = {k: v for k, v in self.body.items() if k not in ("TableName", "ReplicaUpdates") and v}
-    if others:
-        _ORIGINALS.update_table(self)
     replicator = _replicator()
     gt = replicator.table_of(region, name)
     if gt is not None and gt.version == LEGACY:
         raise _invalid(f"Table: {name} is a global table of version {LEGACY}; use UpdateGlobalTable")
+    consistency = self.body.get("MultiRegionConsistency")
+    if consistency is not None or witness_updates:
+        _check_mrsc_update(name, region, table, gt, updates or [], witness_updates or [], consistency)
+    others = {k: v for k, v in self.body.items() if k not in _GLOBAL_KEYS and v}
+    if others:
+        _ORIGINALS.update_table(self)
+    if consistency == STRONG:
+        creates = [u["Create"]["RegionName"] for u in updates or [] if "Create" in u]
+        witness = next((w["Create"]["RegionName"] for w in witness_updates or [] if "Create" in w), None)
+        for target in creates:
+            _enable_streams(table, region)
+            _create_replica_table(table, target)
+        replicator.register(name, CURRENT, [region, *creates], consistency=STRONG, witness=witness)
+        return DynamoResult(table.describe())
     for update in updates:
         if "Create" in update:
             target = update["Create"]["RegionName"]
@@ -296,6 +317,38 @@ def _update_table(self: Any) -> ActionResult:
     return DynamoResult(table.describe())
 
 
+def _check_mrsc_update(name: str, region: str, table: Any, gt: replication.GlobalTable | None,
+                       updates: list[dict[str, Any]], witness_updates: list[dict[str, Any]],
+                       consistency: str | None) -> None:
+    """AWS's rules for choosing the consistency mode: only when the global table is created, every
+    replica and the witness in that one request, an empty table, an accepted layout."""
+    if consistency is not None and consistency not in CONSISTENCIES:
+        raise _invalid(f"1 validation error detected: Value '{consistency}' at 'multiRegionConsistency' failed "
+                       f"to satisfy constraint: Member must satisfy enum value set: [{', '.join(CONSISTENCIES)}]")
+    if gt is not None:
+        raise _invalid(f"MultiRegionConsistency and GlobalTableWitnessUpdates can only be specified when "
+                       f"table {name} becomes a global table; its consistency mode cannot change")
+    creates = [u["Create"]["RegionName"] for u in updates if "Create" in u]
+    if not creates or len(creates) != len(updates):
+        raise _invalid("MultiRegionConsistency is only valid with one or more Create actions in ReplicaUpdates")
+    witnesses = [w["Create"]["RegionName"] for w in witness_updates if "Create" in w]
+    if len(witnesses) != len(witness_updates) or len(witnesses) > 1:
+        raise _invalid("GlobalTableWitnessUpdates: expected at most one Create action")
+    if consistency != STRONG:
+        if witnesses:
+            raise _invalid("GlobalTableWitnessUpdates requires MultiRegionConsistency STRONG")
+        return
+    problem = mrsc_layout_problem([region, *creates], witnesses[0] if witnesses else None)
+    if problem is not None:
+        raise _invalid(problem)
+    if _holds_items(table):
+        raise _invalid(f"Table {name} must be empty to enable multi-Region strong consistency")
+    for target in creates:
+        if _table(target, name) is not None:
+            raise _invalid(f"Failed to create a replica of table {name} in region {target}: "
+                           "a table with this name already exists there")
+
+
 def _table_describe(self: Any, base_key: str = "TableDescription") -> dict[str, Any]:
     result = _ORIGINALS.describe(self, base_key)
     active = replication.active()
@@ -304,12 +357,16 @@ def _table_describe(self: Any, base_key: str = "TableDescription") -> dict[str, 
         result[base_key]["GlobalTableVersion"] = CURRENT
         result[base_key]["Replicas"] = [{"RegionName": r, "ReplicaStatus": "ACTIVE"}
                                         for r in gt.regions if r != self.region_name]
+        result[base_key]["MultiRegionConsistency"] = gt.consistency
+        if gt.witness is not None:
+            result[base_key]["GlobalTableWitnesses"] = [{"RegionName": gt.witness, "WitnessStatus": "ACTIVE"}]
     return result
 
 
 # --- for the CloudFormation supplement -----------------------------------------------------
 
 def register_global_table(table_name: str, regions: list[str], version: str = CURRENT, *,
+                          consistency: str = EVENTUAL, witness: str | None = None,
                           key_schema: list[dict[str, str]] | None = None,
                           attribute_definitions: list[dict[str, str]] | None = None,
                           billing_mode: str = "PAY_PER_REQUEST",
@@ -320,12 +377,25 @@ def register_global_table(table_name: str, regions: list[str], version: str = CU
 
     The schema comes from the arguments or, if they are absent, from the table in the first
     region that has it. Idempotent: regions already replicating are left alone, new ones are
-    added and seeded with the items. Returns {"name", "version", "regions"}.
+    added and seeded with the items. `consistency` STRONG (with `witness`, or three regions) makes
+    an MRSC table; ValueError with AWS's reason when MRSC refuses the layout or a table holds items.
+    Returns {"name", "version", "regions", "consistency", "witness"}.
     """
     replicator = _replicator()
     regions = list(dict.fromkeys(regions))
     if not regions:
         raise ValueError("register_global_table needs at least one region")
+    if consistency not in CONSISTENCIES:
+        raise ValueError(f"MultiRegionConsistency: expected one of {', '.join(CONSISTENCIES)}, got {consistency!r}")
+    if consistency == STRONG:
+        problem = mrsc_layout_problem(regions, witness) if version == CURRENT else \
+            f"multi-Region strong consistency needs a {CURRENT} table, got {version}"
+        if problem is None and any(_holds_items(_table(r, table_name)) for r in regions):
+            problem = f"multi-Region strong consistency needs an empty table; {table_name} holds items"
+        if problem is not None:
+            raise ValueError(problem)
+    elif witness is not None:
+        raise ValueError("GlobalTableWitnesses: a witness is only for MultiRegionConsistency STRONG")
     template = next((t for t in (_table(r, table_name) for r in regions) if t is not None), None)
     if template is None:
         if not key_schema or not attribute_definitions:
@@ -348,7 +418,7 @@ def register_global_table(table_name: str, regions: list[str], version: str = CU
             _enable_streams(table, region)
     gt = replicator.global_table(table_name)
     if gt is None:
-        gt = replicator.register(table_name, version, regions)
+        gt = replicator.register(table_name, version, regions, consistency=consistency, witness=witness)
     else:
         for region in regions:
             replicator.add_region(table_name, region)
@@ -377,9 +447,11 @@ class GlobalTables:
 
     def __init__(self, ctx: CloudContext) -> None:
         self.replicator = Replicator(ctx)
+        self.strong = StrongConsistency(ctx, self.replicator)
 
     def install(self) -> None:
         self.replicator.install()
+        self.strong.install()
         _ORIGINALS.update_table = _UPDATE_TABLE.original()
         _ORIGINALS.describe = _TABLE_DESCRIBE.original()
         _UPDATE_TABLE.apply(_update_table)

@@ -33,7 +33,9 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from gameday.localcloud.motoglue import access as moto_access
@@ -165,6 +167,8 @@ class GlobalTable:
     name: str
     version: str
     regions: list[str]
+    consistency: str = "EVENTUAL"       # or "STRONG": multi-Region strong consistency
+    witness: str | None = None          # MRSC's third region when it holds no replica
     created_at: float = field(default_factory=time.time)
     replicas: dict[str, Replica] = field(default_factory=dict)
 
@@ -172,15 +176,20 @@ class GlobalTable:
         for region in self.regions:
             self.replicas.setdefault(region, Replica(region))
 
+    @property
+    def strong(self) -> bool:
+        return self.consistency == "STRONG"
+
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "regions": list(self.regions)}
+        return {"name": self.name, "version": self.version, "regions": list(self.regions),
+                "consistency": self.consistency, "witness": self.witness}
 
 
 class _Change:
     """One write in one replica, to be delivered to every other replica."""
 
     __slots__ = ("table", "source", "op", "hash_key", "range_key", "key_names", "image",
-                 "version", "written_at", "_key_json")
+                 "version", "written_at", "_key_json", "_token")
 
     def __init__(self, table: str, source: str, op: str, *, hash_key: Any, range_key: Any,
                  key_names: tuple[str, str | None], image: dict[str, Any] | None,
@@ -195,6 +204,13 @@ class _Change:
         self.version = version
         self.written_at = version[0]
         self._key_json: dict[str, Any] | None = None
+        self._token: tuple[Any, ...] | None = None
+
+    def token(self) -> tuple[Any, ...]:
+        """The key as key_token gives it (computed once)."""
+        if self._token is None:
+            self._token = key_token(self.key_json())
+        return self._token
 
     def key_json(self) -> dict[str, Any]:
         """The key as DynamoDB JSON, as stream records show it."""
@@ -207,6 +223,20 @@ class _Change:
 
 
 _SCALARS = frozenset(("S", "N", "B", "BOOL", "NULL"))
+
+
+def key_token(key_json: dict[str, Any]) -> tuple[Any, ...]:
+    """A hashable form of a DynamoDB-JSON key; numbers compare by value ("5" and "5.0" are one key)."""
+    parts = []
+    for name in sorted(key_json):
+        (kind, value), = key_json[name].items()
+        if kind == "N":
+            try:
+                value = Decimal(value).normalize()
+            except InvalidOperation:
+                pass
+        parts.append((name, kind, value))
+    return tuple(parts)
 
 
 def _detached(image: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +297,7 @@ class Replicator:
         self._thread: threading.Thread | None = None
         self._stats = {"applied": 0, "superseded": 0, "discarded": 0, "errors": 0}
         self._in_flight = 0                 # popped from the heap, not yet applied
+        self._delivering: list[tuple[float, int, str, _Change]] = []   # that batch
         self._next_prune = 0.0
 
     # -- lifecycle --
@@ -314,14 +345,16 @@ class Replicator:
 
     # -- registry --
 
-    def register(self, name: str, version: str, regions: list[str]) -> GlobalTable:
+    def register(self, name: str, version: str, regions: list[str], *, consistency: str = "EVENTUAL",
+                 witness: str | None = None) -> GlobalTable:
         """Start replicating table `name` between `regions` (the tables must exist)."""
         if version not in VERSIONS:
             raise ValueError(f"global table version must be one of {VERSIONS}, got {version!r}")
         with self._registry_lock:
             if name in self._tables:
                 raise ValueError(f"global table {name} already exists")
-            table = GlobalTable(name=name, version=version, regions=list(dict.fromkeys(regions)))
+            table = GlobalTable(name=name, version=version, regions=list(dict.fromkeys(regions)),
+                                consistency=consistency, witness=witness)
             self._tables[name] = table
             self._reindex()
             return table
@@ -479,6 +512,7 @@ class Replicator:
                             batch.append(entry)
                     if batch:
                         self._in_flight = len(batch)
+                        self._delivering = batch
                         break
                     timeout = max(self._heap[0][0] - now, 0.0) if self._heap else PRUNE_EVERY_S
                     self._cv.wait(min(timeout, PRUNE_EVERY_S))
@@ -495,24 +529,39 @@ class Replicator:
             if batch:
                 with self._cv:
                     self._in_flight = 0
+                    self._delivering = []
             if time.monotonic() >= self._next_prune:
                 self._prune_tombstones()
 
-    def _deliver(self, target: str, change: _Change) -> None:
-        if target in self._dropped and change.op != "stamp":
+    def catch_up(self, target: str, table: str, keys: Collection[tuple[Any, ...]] | None = None) -> int:
+        """Apply now every write still on its way into `target`'s replica of `table` (of these items'
+        keys as key_token gives them, or all): what a strongly consistent read needs. Versions
+        decide, so the regular delivery that follows is superseded. One pass over what is pending,
+        however many keys. Returns the number of deliveries applied ahead of time."""
+        with self._cv:
+            pending = [e for e in itertools.chain(self._heap, self._held, self._delivering)
+                       if e[2] == target and e[3].table == table and e[3].op != "stamp"
+                       and (keys is None or e[3].token() in keys)]
+        applied = 0
+        for _, _, _, change in sorted(pending, key=lambda e: e[3].version):
+            applied += self._deliver(target, change, ahead=True)
+        return applied
+
+    def _deliver(self, target: str, change: _Change, *, ahead: bool = False) -> bool:
+        if target in self._dropped and change.op != "stamp" and not ahead:
             self._stats["discarded"] += 1
-            return
+            return False
         entry = self._by_table.get((target, change.table))
         if entry is None or entry[0].replicas.get(change.source) is None:
-            return  # replica removed meanwhile
+            return False  # replica removed meanwhile
         replica = entry[1]
         table = moto_access.dynamodb(target).tables.get(change.table)
         if table is None:
-            return
+            return False
         key = (change.hash_key, change.range_key)
         if change.op == "stamp":
             self._apply_stamp(table, replica, change)
-            return
+            return False
         with replica.lock:
             current = _current(table, change.hash_key, change.range_key)
             if current is not None:
@@ -521,7 +570,7 @@ class Replicator:
                 have = replica.tombstones.get(key, ZERO_VERSION)
             if have >= change.version:
                 self._stats["superseded"] += 1
-                return
+                return False
             _APPLYING.active = True
             try:
                 if change.op == "put":
@@ -537,6 +586,7 @@ class Replicator:
         self._stats["applied"] += 1
         self._ctx.truth.record("replication_applied", table=change.table, source=change.source, target=target,
                                key=change.key_json(), lag_s=lag, op=change.op)
+        return True
 
     def _apply_stamp(self, table: Any, replica: Replica, change: _Change) -> None:
         """The legacy second write: the stamps on the item the write left, unless a newer write replaced it."""

@@ -32,6 +32,10 @@ class CloudSettings:
     regions: list[str] = field(default_factory=lambda: ["eu-west-1", "us-east-1"])
     time_scale: float = 0.01
     table_version: str = "2017.11.29"
+    # The global table's consistency: EVENTUAL, or STRONG (MRSC: 3 regions, or 2 and `witness`).
+    consistency: str = "EVENTUAL"
+    witness: str | None = None
+    mrsc_commit_s: float = 0.2          # AWS seconds an MRSC write is in flight (its cross-region commit)
     routing: str = "failover"
     health_depth: str = "deep"         # the reference Health: deep (writes and reads back) or shallow
     domain: str = DEFAULT_DOMAIN

@@ -34,24 +34,31 @@ class LocalCloud:
     """Context manager: `with LocalCloud(regions=[...]) as cloud: cloud.deployment_path`."""
 
     def __init__(self, *, regions: list[str] | None = None, time_scale: float = 0.01,
-                 table_version: str = "2017.11.29", routing: str = "failover",
+                 table_version: str | None = None, routing: str = "failover",
+                 consistency: str = "EVENTUAL", witness: str | None = None,
                  templates: str | None = None, deployment_out: str | Path | None = None,
                  extra_args: list[str] | None = None, log_path: str | Path | None = None,
                  tls: bool = True) -> None:
         """`tls=True` (the default): the shape real deployments have (serve.py --tls): HTTPS data
         plane with the cloud's CA (description `ca_bundle`, kept in this cloud's temporary folder),
         regional custom domains, alias A records, HTTPS health checks, a client network per region.
-        `tls=False`: the old HTTP shape (CNAME records to the execute-api hosts), for tests of it."""
+        `tls=False`: the old HTTP shape (CNAME records to the execute-api hosts), for tests of it.
+        `table_version` None: serve.py's default (2017.11.29; 2019.11.21 with consistency STRONG).
+        `consistency`/`witness`: the global table's MultiRegionConsistency and MRSC witness region."""
         self._workdir = tempfile.TemporaryDirectory(prefix="gameday-local-")
         self.deployment_path = Path(deployment_out) if deployment_out else Path(self._workdir.name) / "deployment.yaml"
         self.log_path = Path(log_path) if log_path else Path(self._workdir.name) / "cloud.log"
         self._argv = [
             sys.executable, "-m", "gameday.localcloud.process.serve", "--ready-line",
             "--regions", ",".join(regions or ["eu-west-1", "us-east-1"]),
-            "--time-scale", str(time_scale), "--table-version", table_version, "--routing", routing,
+            "--time-scale", str(time_scale), "--routing", routing, "--consistency", consistency,
             "--port", "0", "--aws-port", "0", "--dns-port", "0", "--address-prefix", "random",
             "--deployment-out", str(self.deployment_path),
         ]
+        if table_version is not None:
+            self._argv += ["--table-version", table_version]
+        if witness is not None:
+            self._argv += ["--witness", witness]
         if templates:
             self._argv += ["--templates", str(templates)]
         if tls:

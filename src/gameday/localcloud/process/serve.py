@@ -74,7 +74,7 @@ def client_address(spec: RegionSpec) -> str:
 
 def validate_settings(settings: CloudSettings) -> None:
     """Bad input -> UsageError naming the argument, before anything starts."""
-    from gameday.deployment import known_regions
+    from gameday.deployment import consistency_layout, known_regions
 
     known = known_regions()
     if len(settings.regions) < 2:
@@ -92,6 +92,7 @@ def validate_settings(settings: CloudSettings) -> None:
         raise UsageError(f"--health: expected one of {', '.join(HEALTH_DEPTHS)}, got {settings.health_depth!r}")
     if settings.routing == "failover" and len(settings.regions) != 2:
         raise UsageError("--routing: failover routing takes exactly 2 regions; use latency")
+    consistency_layout(settings.consistency, settings.witness, settings.regions, settings.table_version)
     if not (0 < settings.time_scale <= 1):
         raise UsageError(f"--time-scale: expected a number in (0, 1], got {settings.time_scale}")
     if settings.templates_dir is not None and not Path(settings.templates_dir).is_dir():
@@ -278,9 +279,16 @@ def write_description(description: dict[str, Any], path: str | Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from gameday.table_consistency import add_consistency_arguments
+
     parser.add_argument("--regions", default="eu-west-1,us-east-1", help="comma-separated, at least 2")
     parser.add_argument("--time-scale", type=float, default=0.01, help="local seconds per AWS second (0.01: 30 s -> 0.3 s)")
-    parser.add_argument("--table-version", default="2017.11.29", choices=None)
+    parser.add_argument("--table-version", default=None, metavar="2017.11.29|2019.11.21",
+                        help="the global table's version (default 2017.11.29; 2019.11.21 with --consistency strong)")
+    add_consistency_arguments(parser)
+    parser.add_argument("--mrsc-commit", type=float, default=CloudSettings.mrsc_commit_s, metavar="S",
+                        help="with --consistency strong: AWS seconds a write takes to commit across the regions "
+                             f"(default {CloudSettings.mrsc_commit_s:g})")
     parser.add_argument("--routing", default="failover")
     parser.add_argument("--health", default="deep", metavar="deep|shallow",
                         help="the reference /health: deep (also writes and reads back the region's own item "
@@ -341,11 +349,20 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
                          f"{args.ttl}; add --records cname for records with a TTL of their own")
     if not (math.isfinite(args.replication_delay) and args.replication_delay >= 0):
         raise UsageError(f"--replication-delay: expected a number of AWS seconds >= 0, got {args.replication_delay}")
+    if not (math.isfinite(args.mrsc_commit) and args.mrsc_commit >= 0):
+        raise UsageError(f"--mrsc-commit: expected a number of AWS seconds >= 0, got {args.mrsc_commit}")
     prefix = address_prefix(args.address_prefix)
+    regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+    from gameday.deployment import consistency_layout
+
+    consistency, witness, version = consistency_layout(args.consistency, args.witness, regions, args.table_version)
     return CloudSettings(
-        regions=[r.strip() for r in args.regions.split(",") if r.strip()],
+        regions=regions,
         time_scale=args.time_scale,
-        table_version=args.table_version,
+        table_version=version or CloudSettings.table_version,
+        consistency=consistency,
+        witness=witness,
+        mrsc_commit_s=args.mrsc_commit,
         routing=args.routing,
         health_depth=args.health,
         templates_dir=args.templates,
