@@ -25,7 +25,7 @@ from gameday.errors import Category
 from gameday.faults.region_outage import RegionOutage
 from gameday.gamedays.failover import FaultFactory
 from gameday.gamedays.session import GamedaySession
-from gameday.gamedays.steps import Throttled, categorised_failures, fail, write_item
+from gameday.gamedays.steps import Throttled, categorised_failures, fail, wait_all_healthy, write_item
 from gameday.gamedays.under_load import read_items
 from gameday.load.global_client import GlobalClient
 from gameday.load.traffic import CONFLICT_STATUS, new_id_base
@@ -193,7 +193,8 @@ class StrongConsistencyRpo:
                            f"{', '.join(r for r, m in missing.items() if m)} (ids: {lost[:10]})")
 
     def _region_back(self) -> None:
-        """After the restore the region's API takes writes again, and survivors read them strongly."""
+        """After the restore the region's API takes writes again, survivors read them strongly, and
+        Route 53 reports every region healthy again."""
         with reporting.phase("region back", self.run) as entry:
             item_id = new_id_base()
             budget = timing.scaled(60.0, self.dep.time_scale, floor_s=5.0)
@@ -207,7 +208,7 @@ class StrongConsistencyRpo:
             self.run.figures["failback_s"] = round(self.run.since("restore", self.run.mark("recovered",
                                                                                           poll.reached_at)), 4)
             found = {r: item_id in read_items(self.s.clients, self.dep, r, [item_id]) for r in self.survivors}
-            entry.update(read_in_survivors=found)
+            entry.update(read_in_survivors=found, health=wait_all_healthy(self.s))   # Route 53 agrees it is back
             if not all(found.values()):
                 raise fail(self.run, Category.LOST_WRITES, f"a write acknowledged by {self.failed.name} after the "
                                                            f"restore is missing from strong reads in "
