@@ -77,12 +77,18 @@ def test_four_moments_agree_with_ground_truth(local_cloud: Deployment, tmp_path:
     # (a) checkers see failure: the first poll showing a Failure, within one poll after the truth.
     assert wait.first_change_seen_at is not None and wait.first_change_at is not None
     assert 0 <= wait.first_change_seen_at - first_failure <= wait.max_gap_s + RTT_S
-    assert abs(wait.first_change_at - first_failure) < 0.05          # CheckedTime is the probe's time
+    # When the wait says results fell between polls, it also says its moments may be off by up to an
+    # interval (the first failing result it saw may be a checker's second): the precision it claims.
+    imprecise = [f for f in wait.flags if "may have fallen between two polls" in f or "results went unseen" in f]
+    if imprecise:
+        assert -0.05 < wait.first_change_at - first_failure <= wait.interval_s + 0.05, wait.flags
+    else:
+        assert abs(wait.first_change_at - first_failure) < 0.05      # CheckedTime is the probe's time
     # (b) Route 53 declares it: rebuilt from the CheckedTime sequences, not from ">82% failing", and
     # confirmed by the routing decision (which pins it when a loaded machine made polls miss results).
-    assert 0 <= wait.reached_at - declared <= wait.max_gap_s + RTT_S, (wait.reached_at - declared, wait.flags)
+    claimed = wait.max_gap_s + RTT_S + (wait.interval_s if imprecise else 0.0)
+    assert 0 <= wait.reached_at - declared <= claimed, (wait.reached_at - declared, wait.flags)
     assert wait.confirmed_at is not None and wait.confirmed_at >= wait.reached_at
-    imprecise = [f for f in wait.flags if "may have fallen between two polls" in f or "results went unseen" in f]
     if wait.missed_results == 0 and not imprecise:   # (a loaded cloud's checkers can probe twice between polls)
         assert wait.declared_at is not None and abs(wait.declared_at - declared) <= wait.interval_s
     else:
