@@ -35,6 +35,19 @@ from tenacity.wait import wait_base
 
 T = TypeVar("T")
 
+
+class stop_before_moving_delay(stop_base):
+    """tenacity's stop_before_delay with a budget read at every attempt: a wait whose budget is
+    measured in the pace of what it watches (e.g. checkers that run late) grows it as it learns."""
+
+    def __init__(self, budget: Callable[[], float]) -> None:
+        self.budget = budget
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if retry_state.seconds_since_start is None:
+            raise RuntimeError("__call__() called but seconds_since_start is not set")
+        return retry_state.seconds_since_start + retry_state.upcoming_sleep >= self.budget()
+
 #: Route 53's RequestInterval of the reference templates (10 "fast" or 30 seconds are allowed).
 DEFAULT_CHECK_INTERVAL_S = 10.0
 POLLS_PER_INTERVAL = 5          # a fifth of a checker interval: well inside "one interval" precision
@@ -84,7 +97,7 @@ def measured_poll(
     *,
     until: Callable[[T], bool] = bool,
     poll_s: float,
-    budget_s: float | None,
+    budget_s: float | Callable[[], float] | None,
     retry_on: tuple[type[BaseException], ...] | Callable[[BaseException], bool] = (),
     stop_event: threading.Event | None = None,
     max_attempts: int | None = None,
@@ -96,7 +109,8 @@ def measured_poll(
     unmet wait means (its own ScenarioError, with the evidence). Exceptions that `retry_on` names are
     polled through; any other propagates at once.
 
-    Built on tenacity with `stop_before_delay`, so a wait never sleeps past its budget.
+    Built on tenacity with `stop_before_delay`, so a wait never sleeps past its budget. A callable
+    `budget_s` is read before every sleep (a budget that grows with what the wait learns).
     """
     starts: list[float] = []
     state: dict[str, Any] = {"value": None, "error": None, "reached_at": None}
@@ -117,7 +131,9 @@ def measured_poll(
         return value
 
     stops: list[stop_base] = []
-    if budget_s is not None:
+    if callable(budget_s):
+        stops.append(stop_before_moving_delay(budget_s))
+    elif budget_s is not None:
         stops.append(stop_before_delay(budget_s))
     if stop_event is not None:
         stops.append(stop_when_event_set(stop_event))

@@ -55,3 +55,17 @@ def test_a_wide_poll_gap_names_the_results_it_may_have_hidden() -> None:
     assert seq.missed == 1
     seq.add(poll({0: (30.0, False), 1: (22.0, False)}), since_last_poll_s=5.0)
     assert seq.missed == 1
+
+
+def test_the_checkers_pace_comes_from_gaps_no_wide_poll_could_hide_a_result_in() -> None:
+    seq = CheckerSequences(healthy=False, threshold=3, interval_s=INTERVAL)
+    seq.add(poll({i: (i * 0.5, True) for i in range(4)}))
+    seq.add(poll({i: (25.0 + i * 0.5, True) for i in range(4)}), since_last_poll_s=2.0)
+    assert seq.pace_s() is None, "four honest gaps are too few to trust"
+    seq.add(poll({i: (50.0 + i * 0.5, False) for i in range(4)}), since_last_poll_s=2.0)
+    assert seq.pace_s() == 25.0, "every checker probed every 25 s, not every 10 s"
+    late = CheckerSequences(healthy=False, threshold=3, interval_s=INTERVAL)
+    late.add(poll({i: (i * 0.5, True) for i in range(8)}))
+    for k in (1, 2):   # a poll 30 s after the last one may have hidden results: those gaps say nothing
+        late.add(poll({i: (k * 30.0 + i * 0.5, False) for i in range(8)}), since_last_poll_s=30.0)
+    assert late.pace_s() is None

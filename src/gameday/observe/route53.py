@@ -14,12 +14,16 @@ in between (a result possibly unseen), the rebuild says so. Observations are cla
 Every wait is a measured poll (tenacity, stop_before_delay) under a budget derived from the
 check's own RequestInterval x FailureThreshold and the time scale; every request goes through
 the account's shared API budget (gameday.observe.api_budget), and Throttling is absorbed with
-backoff (scaled) inside the wait's budget and counted.
+backoff (scaled) inside the wait's budget and counted. A budget counts checker intervals: when
+the checkers' CheckedTime gaps show them probing slower than their interval (a starved machine,
+a regional checker backlog), the wait's interval-derived part grows with their measured pace, at
+most LATE_CHECKERS_CAP times, and the wait says so.
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +43,8 @@ DETECTION_SLACK_S = 3.0          # fixed: API latency and a loaded CI machine
 CHECKER_JITTER = 0.05            # checkers drift by a few percent of the interval
 BACKOFF_FACTOR = 2.0             # after each consecutive Throttling, the next poll waits this much longer
 BACKOFF_CAP_INTERVALS = 0.45     # ... but never past half an interval: the rebuild needs every result
+LATE_CHECKERS_CAP = 4.0          # checkers probing slower than their interval grow a wait's budget, at most x4
+LATE_CHECKER_SAMPLES = 8         # honest CheckedTime gaps needed before the checkers' pace is trusted
 
 ProgressCallback = Callable[[str, int, int, float, float], None]  # (region, failing, total, elapsed, budget)
 
@@ -198,6 +204,10 @@ class CheckerSequences:
         # results after which others may be unseen: (checker, CheckedTime) -> how many at most
         self.unseen: dict[tuple[tuple[str, str], float], int] = {}
         self.before_first = 0      # checkers whose first result seen already had the awaited polarity
+        # CheckedTime gaps between two results of one checker with no wide poll between them (so no
+        # result of that checker fell between them): the checkers' real pace.
+        self.paces: list[float] = []
+        self._blurred: set[tuple[str, str]] = set()
 
     def add(self, observations: list[Observation], since_last_poll_s: float | None = None) -> int:
         """Record what is new; the number of new results. `since_last_poll_s` is the gap since the
@@ -207,12 +217,17 @@ class CheckerSequences:
         new = 0
         shortest = self.interval_s * (1 - CHECKER_JITTER)
         wide = since_last_poll_s is not None and since_last_poll_s >= shortest > 0
+        if wide:
+            self._blurred.update(self.results)
         for o in observations:
             if o.checked_at is None:
                 continue
             seq = self.results.setdefault(o.checker, [])
             if seq and o.checked_at <= seq[-1][0]:
                 continue
+            if seq and o.checker not in self._blurred:
+                self.paces.append(o.checked_at - seq[-1][0])
+            self._blurred.discard(o.checker)
             if not seq and o.ok is self.target:
                 # Its first result seen already has the awaited polarity: up to threshold - 1 more of
                 # it may have come before the first poll (the change began before the wait).
@@ -224,6 +239,12 @@ class CheckerSequences:
             seq.append((o.checked_at, o.ok))
             new += 1
         return new
+
+    def pace_s(self) -> float | None:
+        """The checkers' median time between two results (None until enough were seen)."""
+        if len(self.paces) < LATE_CHECKER_SAMPLES:
+            return None
+        return statistics.median(self.paces)
 
     def first_change(self) -> float | None:
         """CheckedTime of the first result of the awaited polarity."""
@@ -355,11 +376,25 @@ class Route53HealthProbe:
         throttled = [0]
         before = self.budget.snapshot()
         started = time.monotonic()
-        limit = budget_s
+        asked_s = budget_s
+        grown_s = [budget_s]
+        pace_seen: list[float] = []
+
+        def current_budget() -> float:
+            """The asked budget, its interval-derived part grown by the checkers' measured pace."""
+            pace = sequences.pace_s()
+            if pace is None or pace <= interval_s * (1 + CHECKER_JITTER) or interval_s <= 0:
+                return grown_s[0]
+            slower = min(LATE_CHECKERS_CAP, pace / interval_s)
+            grown = asked_s + (slower - 1) * interval_s * threshold * DETECTION_MARGIN
+            if grown > grown_s[0]:
+                grown_s[0] = grown
+                pace_seen[:] = [pace]
+            return grown_s[0]
 
         def poll() -> HealthStatus:
             try:
-                with self.budget.deadline(started + budget_s):
+                with self.budget.deadline(started + current_budget()):
                     status = self.health_status(hc_id)
             except Throttled:
                 throttle_streak[0] += 1
@@ -384,7 +419,7 @@ class Route53HealthProbe:
             history.append(Poll(now, elapsed, status.healthy, status.failing, status.total,
                                 declared is not None if healthy else declared is None, new))
             if on_progress is not None:
-                on_progress(region or hc_id, status.failing, status.total, elapsed, limit)
+                on_progress(region or hc_id, status.failing, status.total, elapsed, current_budget())
             return status
 
         def reached(status: HealthStatus) -> bool:
@@ -403,10 +438,14 @@ class Route53HealthProbe:
                 moments["confirmed"] = time.time()
             return True
 
-        wait = timing.measured_poll(poll, until=reached, poll_s=poll_s, budget_s=budget_s,
+        wait = timing.measured_poll(poll, until=reached, poll_s=poll_s, budget_s=current_budget,
                                     retry_on=(Throttled, api_budget.ApiBudgetExhausted),
                                     wait=_Backoff(poll_s, interval_s * BACKOFF_CAP_INTERVALS, throttle_streak))
         after = self.budget.snapshot()
+        budget_s = grown_s[0]
+        late = "" if not pace_seen else (
+            f"budget grown from {asked_s:.2f} s: the checkers probed every {pace_seen[0]:.3f} s, "
+            f"not every {interval_s:.3f} s")
         seen = next((p for p in reversed(history) if not p.throttled), None)
         if not wait.reached or wait.value is None:
             state = "healthy" if healthy else "unhealthy"
@@ -419,7 +458,7 @@ class Route53HealthProbe:
                 else DetectionTimeout
             raise failure(
                 f"health check {hc_id}{' (' + region + ')' if region else ''} not {state} within "
-                f"{budget_s:.2f} s (last: {summary}{extra})",
+                f"{budget_s:.2f} s (last: {summary}{extra}{'; ' + late if late else ''})",
                 health_check_id=hc_id, expected_healthy=healthy, budget_s=budget_s, last=last,
                 history=history, throttled=throttled[0])
         assert seen is not None
@@ -444,6 +483,8 @@ class Route53HealthProbe:
                          f"to {threshold - 1} intervals")
         if throttled[0]:
             flags.append(f"{throttled[0]} Throttling errors absorbed")
+        if late:
+            flags.append(late)
         return HealthWait(
             elapsed_s=reached_at - wait.started_at, reached_at=reached_at, started_at=wait.started_at,
             budget_s=budget_s, final=wait.value, history=history, poll_s=poll_s, max_gap_s=wait.max_gap_s,

@@ -227,6 +227,9 @@ class HealthCheckerFleet:
         self._closing = False
         self._max_lateness = 0.0     # how late a checker fired, worst since the last reset
         self._max_probe = 0.0        # the slowest probe, since the last reset
+        # Checkers probe every RequestInterval x pace: 1 is AWS's schedule; more is a fleet running
+        # behind (a starved machine), which the harness must measure and allow for, never assume.
+        self.pace = 1.0
 
     # ---- wiring -------------------------------------------------------------------------------
     def set_resolver(self, resolver: Resolver) -> None:
@@ -425,7 +428,7 @@ class HealthCheckerFleet:
                 checker.handle.cancel()
 
     def _interval(self, hc: Any) -> float:
-        return self._ctx.scale.seconds(_int(hc.request_interval, 30))
+        return self._ctx.scale.seconds(_int(hc.request_interval, 30)) * self.pace
 
     # ---- probing ------------------------------------------------------------------------------
     def _fire(self, state: CheckState, checker: Checker) -> None:

@@ -36,6 +36,7 @@ class Route53Physics:
         self.ctx.control.add("GET", "/_gameday/route53/status", self._control_status)
         self.ctx.control.add("GET", "/_gameday/route53/throttling", self._control_throttling)
         self.ctx.control.add("POST", "/_gameday/route53/throttling", self._control_throttling_set)
+        self.ctx.control.add("POST", "/_gameday/route53/checkers", self._control_checkers_set)
 
     def start(self) -> None:
         self.dns.start()
@@ -55,6 +56,16 @@ class Route53Physics:
                   for hc in self.fleet.known()}
         return 200, {"health_checks": checks, "dns_answers": self.answers.current(),
                      "dns_address": list(self.ctx.dns_address), "probes": self.fleet.probe_count()}
+
+    def _control_checkers_set(self, _query: dict[str, str], body: Any) -> tuple[int, Any]:
+        """{"pace": x}: every checker probes every RequestInterval x x from its next probe on (1 is
+        on time; more is a fleet running behind, as a starved machine makes it)."""
+        body = body if isinstance(body, dict) else {}
+        pace = body.get("pace")
+        if not isinstance(pace, (int, float)) or isinstance(pace, bool) or not 1 <= pace <= 20:
+            return 400, {"error": "pace: expected a number from 1 to 20"}
+        self.fleet.pace = float(pace)
+        return 200, {"pace": self.fleet.pace}
 
     def _control_throttling(self, _query: dict[str, str], _body: Any) -> tuple[int, Any]:
         """Route 53 API requests allowed and throttled per operation (every caller of the account)."""
