@@ -110,6 +110,7 @@ class HealthWait:
     throttled_total: int = 0                    # Throttling errors this process met so far, every operation
     time_scale: float = 1.0
     flags: list[str] = field(default_factory=list)
+    checker_pace_s: float | None = None         # the checkers' measured time between results (None: too few)
 
     def figures(self, since: float) -> dict[str, Any]:
         """The wait's moments as seconds after `since` (e.g. the fault), and its API figures."""
@@ -123,6 +124,7 @@ class HealthWait:
                 "declared_checked_s": after(self.declared_at),
                 "observation_rule_s": after(self.observation_rule_at),
                 "detection_missed_results": self.missed_results,
+                "checker_pace_s": None if self.checker_pace_s is None else round(self.checker_pace_s, 4),
                 "route53_throttled": self.throttled,
                 "route53_throttled_total": self.throttled_total,
                 "route53_api_calls": self.api_calls,
@@ -477,10 +479,14 @@ class Route53HealthProbe:
             flags.append(f"{sequences.missed} checker results may have fallen between two polls: the rebuilt "
                          f"moment may be off by up to an interval")
         first = next((p for p in history if not p.throttled), None)
-        if first is not None and first.healthy is healthy and moments["by_routing"] is None:
-            flags.append("the change was under way before the wait's first poll (its observations already met the "
-                         "18% rule): earlier results are unseen, so the rebuilt moment is an upper bound, late by up "
-                         f"to {threshold - 1} intervals")
+        pace = sequences.pace_s()
+        if moments["by_routing"] is None and (sequences.before_first or (first is not None and first.healthy is healthy)):
+            # A checker's results before the first poll are unseen (GetHealthCheckStatus shows only the
+            # latest): its streak may have begun up to threshold - 1 results earlier, at its own pace.
+            flags.append(f"the change was under way before the wait's first poll ({sequences.before_first} checkers' "
+                         "first result seen already had the awaited polarity): earlier results went unseen, so the "
+                         f"rebuilt moment is an upper bound, late by up to {threshold - 1} of the checkers' results "
+                         f"({max(interval_s, pace or 0.0):.4f} s apart)")
         if throttled[0]:
             flags.append(f"{throttled[0]} Throttling errors absorbed")
         if late:
@@ -493,7 +499,7 @@ class Route53HealthProbe:
             confirmed_at=moments["confirmed"], interval_s=interval_s, threshold=threshold,
             missed_results=sequences.missed, throttled=throttled[0], api_calls=after.calls - before.calls,
             throttled_total=after.throttled,
-            time_scale=self.time_scale, flags=flags)
+            time_scale=self.time_scale, flags=flags, checker_pace_s=pace)
 
 
 def health_status(route53: Any, hc_id: str) -> HealthStatus:
