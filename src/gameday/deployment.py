@@ -29,7 +29,8 @@ from gameday.table_consistency import CONSISTENCIES, EVENTUAL, MRSC_TABLE_VERSIO
 
 SCHEMA_VERSION = 1
 TARGETS = ("local", "aws")
-ROUTINGS = ("failover", "latency")
+FAILOVER, LATENCY, FAILOVER_PAIRS = "failover", "latency", "failover_pairs"
+ROUTINGS = (FAILOVER, LATENCY, FAILOVER_PAIRS)
 FAILOVER_ROLES = ("PRIMARY", "SECONDARY")
 # table version -> the attribute that names the region that wrote an item (AWS_FACTS.md)
 REGION_ATTRIBUTE_BY_VERSION = {"2017.11.29": "aws:rep:updateregion", "2019.11.21": "written_region"}
@@ -65,6 +66,7 @@ class Region:
     regional_domain_name: str | None = None  # the custom domain's RegionalDomainName (alias target)
     client_network: str | None = None  # a network "in" the region (EDNS0 client subnet)
     address: str | None = None         # where the region's front door listens (local cloud only)
+    failover_partner: str | None = None  # the region its clients fail over to (failover_pairs routing only)
 
     @property
     def health_url(self) -> str:
@@ -156,6 +158,24 @@ class Deployment:
         """Every region but `name` (the survivors when `name` fails)."""
         self.region(name)
         return [r for r in self.regions if r.name != name]
+
+    def expected_survivor(self, failed: str) -> str | None:
+        """The one region the failed region's clients must land in, where the routing names it:
+        the partner under failover_pairs, the other region of a failover pair; None under latency
+        (any healthy region nearest the client)."""
+        region = self.region(failed)
+        if self.routing == FAILOVER_PAIRS:
+            return region.failover_partner
+        if self.routing == FAILOVER and region.failover_role == "PRIMARY":
+            return next(r.name for r in self.regions if r.name != failed)
+        return None
+
+    @property
+    def routes_by_client(self) -> bool:
+        """Whether the answer depends on where the client is (latency records at the domain, as
+        under latency routing and under failover_pairs, whose latency records alias each region's
+        failover pair)."""
+        return self.routing in (LATENCY, FAILOVER_PAIRS)
 
     @property
     def tls_verify(self) -> str | bool:
@@ -327,8 +347,44 @@ def embedded_layout(regions: str | None, routing: str | None, *, regions_source:
         raise UsageError(f"{routing_source}: expected one of {', '.join(ROUTINGS)}, got {chosen!r}")
     if chosen == "failover" and len(names) != 2:
         raise UsageError(f"{routing_source}: failover routing pairs exactly 2 regions, {regions_source} names "
-                         f"{len(names)}; use latency")
+                         f"{len(names)}; use latency, or failover_pairs to name each region's partner")
     return names, chosen
+
+
+def failover_pairs(text: str | None, regions: Sequence[str], *, source: str = "--pairs") -> dict[str, str]:
+    """Each region's failover partner from "R:P,R:P,..." (None: each region's partner is the next
+    one in `regions`, the last's the first), checked: every region once, a partner among the others.
+    UsageError names the source."""
+    if text is None:
+        return {r: regions[(i + 1) % len(regions)] for i, r in enumerate(regions)}
+    items: list[tuple[str, str]] = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        region, sep, partner = (x.strip() for x in item.partition(":"))
+        if not sep or not region or not partner:
+            raise UsageError(f"{source}: expected REGION:PARTNER pairs separated by commas, got {item!r}")
+        items.append((region, partner))
+    return check_pairs(items, regions, source=source)
+
+
+def check_pairs(items: Sequence[tuple[str, str]] | Mapping[str, str], regions: Sequence[str], *,
+                source: str = "pairs") -> dict[str, str]:
+    """{region: partner}, checked: every region once, its partner another of `regions`."""
+    pairs: dict[str, str] = {}
+    for region, partner in (items.items() if isinstance(items, Mapping) else items):
+        if region not in regions:
+            raise UsageError(f"{source}: {region!r} is not one of the regions ({', '.join(regions)})")
+        if partner not in regions:
+            raise UsageError(f"{source}: partner {partner!r} of {region} is not one of the regions "
+                             f"({', '.join(regions)})")
+        if partner == region:
+            raise UsageError(f"{source}: {region} cannot be its own partner")
+        if region in pairs:
+            raise UsageError(f"{source}: {region} is paired twice")
+        pairs[region] = partner
+    missing = [r for r in regions if r not in pairs]
+    if missing:
+        raise UsageError(f"{source}: no partner for {', '.join(missing)} (every region names one)")
+    return pairs
 
 
 def consistency_layout(consistency: str | None, witness: str | None, regions: Sequence[str],
@@ -396,7 +452,7 @@ def _parse_regions(v: _Validator, raw: Any, routing: str) -> tuple[Region, ...]:
         r = v.mapping(item, where, "a mapping {name, api_url, health_check_id, functions, ...}")
         v.known_keys(r, where, {"name", "api_url", "client_address", "functions", "health_check_id",
                                 "failover_role", "api_host", "api_id", "regional_domain_name",
-                                "client_network", "address"})
+                                "client_network", "address", "failover_partner"})
         name = v.string(v.required(r, "name", where), f"{where}.name")
         if name not in known_regions():
             v.fail(f"{where}.name", "an AWS region name like eu-west-1 (one botocore knows)", name)
@@ -416,11 +472,22 @@ def _parse_regions(v: _Validator, raw: Any, routing: str) -> tuple[Region, ...]:
         if routing == "failover":
             role = v.choice(v.required(r, "failover_role", where), f"{where}.failover_role", FAILOVER_ROLES)
         elif role is not None:
-            v.fail(f"{where}.failover_role", "no failover_role with routing latency", role)
+            v.fail(f"{where}.failover_role", f"no failover_role with routing {routing}", role)
+        partner = r.get("failover_partner")
+        if routing == FAILOVER_PAIRS:
+            partner = v.string(v.required(r, "failover_partner", where), f"{where}.failover_partner")
+        elif partner is not None:
+            v.fail(f"{where}.failover_partner", f"no failover_partner with routing {routing}", partner)
         regions.append(Region(name=name, api_url=api_url, health_check_id=health_check_id,
                               functions=functions, client_address=client_address, failover_role=role,
                               api_host=api_host, api_id=api_id, regional_domain_name=regional_domain_name,
-                              client_network=client_network, address=address))
+                              client_network=client_network, address=address, failover_partner=partner))
+    if routing == FAILOVER_PAIRS:
+        names = [r.name for r in regions]
+        for i, region in enumerate(regions):
+            if region.failover_partner not in names or region.failover_partner == region.name:
+                v.fail(f"regions[{i}].failover_partner", "another region of this deployment",
+                       region.failover_partner)
     if routing == "failover":
         roles = sorted(r.failover_role or "" for r in regions)
         if roles != sorted(FAILOVER_ROLES):

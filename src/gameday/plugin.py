@@ -14,6 +14,7 @@ Settings, each from the command line, else the environment, else a default:
   --local-routing R   GAMEDAY_LOCAL_ROUTING  its routing (default failover for 2 regions, latency for more)
   --local-consistency C  GAMEDAY_LOCAL_CONSISTENCY  its global table's consistency: eventual (default) or strong
   --local-witness R   GAMEDAY_LOCAL_WITNESS  with strong and 2 regions: the witness region (no replica)
+  --local-pairs P     GAMEDAY_LOCAL_PAIRS  with routing failover_pairs: each region's partner, R:P,...
   --run-dir DIR       GAMEDAY_RUN_DIR      where rows, journal and evidence go (default reports/<run id>)
 A bad value is reported with the place it came from (the option or the variable).
 
@@ -68,9 +69,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--local-regions", metavar="R1,R2[,...]", default=None,
                     help="regions of the embedded local cloud (env GAMEDAY_LOCAL_REGIONS; default "
                          f"{','.join(DEFAULT_REGIONS)})")
-    group.addoption("--local-routing", metavar="failover|latency", default=None,
+    group.addoption("--local-routing", metavar="failover|latency|failover_pairs", default=None,
                     help="routing of the embedded local cloud (env GAMEDAY_LOCAL_ROUTING; default failover "
-                         "for two regions, latency for more)")
+                         "for two regions, latency for more; failover_pairs: latency records over a failover "
+                         "pair per region)")
+    group.addoption("--local-pairs", metavar="R:P,...", default=None,
+                    help="with --local-routing failover_pairs: each region's failover partner (env "
+                         "GAMEDAY_LOCAL_PAIRS; default the next region, the last's the first)")
     group.addoption("--local-consistency", metavar="eventual|strong", default=None,
                     help="global table consistency of the embedded local cloud (env GAMEDAY_LOCAL_CONSISTENCY; "
                          "default eventual); strong: multi-Region strong consistency, exactly 3 regions of one "
@@ -124,6 +129,7 @@ class Settings:
     local_routing: Setting      # "failover" | "latency"
     local_consistency: Setting  # "EVENTUAL" | "STRONG"
     local_witness: Setting      # a region name or None
+    local_pairs: Setting = Setting(None, "default")   # "R:P,..." text (failover_pairs), checked
 
 
 _SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -162,6 +168,22 @@ def _local_layout(regions: Setting, routing: Setting) -> tuple[Setting, Setting]
     return Setting(names, regions.source), Setting(chosen, routing.source)
 
 
+def _local_pairs(pairs: Setting, regions: Setting, routing: Setting) -> Setting:
+    """The embedded cloud's failover pairs ("R:P,..."), checked against its regions and routing."""
+    from gameday.deployment import FAILOVER_PAIRS, failover_pairs
+    from gameday.errors import UsageError
+
+    if pairs.value is None:
+        return pairs
+    if routing.value != FAILOVER_PAIRS:
+        raise pytest.UsageError(f"{pairs.source}: only with --local-routing {FAILOVER_PAIRS}, not {routing.value}")
+    try:
+        failover_pairs(pairs.value, regions.value, source=pairs.source)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return pairs
+
+
 def _local_consistency(consistency: Setting, witness: Setting, regions: Setting) -> tuple[Setting, Setting]:
     """The embedded cloud's table consistency and witness, checked with its regions. An error names
     where each came from, or the option to set when it was the default."""
@@ -197,6 +219,7 @@ def settings(config: pytest.Config) -> Settings:
             local_routing=layout[1],
             local_consistency=consistency[0],
             local_witness=consistency[1],
+            local_pairs=_local_pairs(_raw(config, "--local-pairs", "GAMEDAY_LOCAL_PAIRS"), *layout),
         )
     return config.stash[_SETTINGS_KEY]
 
@@ -345,7 +368,7 @@ def deployment_file(pytestconfig: pytest.Config) -> Iterator[tuple[Path, Any]]:
 
     with LocalCloud(time_scale=chosen.time_scale.value, regions=list(chosen.local_regions.value),
                     routing=chosen.local_routing.value, consistency=chosen.local_consistency.value,
-                    witness=chosen.local_witness.value) as cloud:
+                    witness=chosen.local_witness.value, pairs=chosen.local_pairs.value) as cloud:
         yield cloud.deployment_path, cloud
 
 

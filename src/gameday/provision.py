@@ -27,7 +27,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from gameday import infra
-from gameday.deployment import HOSTED_ZONE_ID, consistency_layout, is_dns_name, known_regions
+from gameday.deployment import (
+    FAILOVER_PAIRS,
+    HOSTED_ZONE_ID,
+    check_pairs,
+    consistency_layout,
+    is_dns_name,
+    known_regions,
+)
 from gameday.errors import GamedayError, UsageError
 from gameday.table_consistency import CONSISTENCIES, EVENTUAL, STRONG
 
@@ -49,6 +56,9 @@ CUSTOM_DOMAIN_TEMPLATE_FILES = {
 # The lease table that keeps two game days from faulting one deployment at once: deployed when the
 # templates folder has it (the reference templates do), named in the description as `lease`.
 LEASE_TEMPLATE_FILE = "lease-table.yaml"
+# Failover between chosen pairs: per region a failover pair (the region, then its partner) under its
+# own name, and the domain's latency record aliasing it (routing failover_pairs, alias records only).
+PAIR_TEMPLATE_FILES = {"pair_failover": "pair-failover.yaml"}
 ROUTE53_STACK_REGION = "us-east-1"  # Route 53 is global; its stacks live in us-east-1
 # Names no one can delegate (RFC 2606, RFC 6761, RFC 6762, RFC 7686): a deployment on AWS there has
 # no certificate and no client can resolve it.
@@ -56,7 +66,7 @@ RESERVED_TLDS = ("test", "example", "invalid", "localhost", "local", "onion")
 RESERVED_SECOND_LEVEL = ("example.com", "example.net", "example.org")
 
 TABLE_VERSIONS = ("2017.11.29", "2019.11.21")
-ROUTINGS = ("failover", "latency")
+ROUTINGS = ("failover", "latency", FAILOVER_PAIRS)
 RECORD_TYPES = ("alias", "cname")
 ALIAS_TARGET_TTL_S = 60               # what an API Gateway domain name answers with (an alias's TTL)
 HEALTH_DEPTHS = ("deep", "shallow")   # regional.yaml's HealthCheckDepth: what /health proves
@@ -80,6 +90,7 @@ REQUIRED_OUTPUTS = {
     "regional_domain": ("RegionalDomainName", "RegionalHostedZoneId"),
     "routing_alias": ("HealthCheckId",),
     "lease": ("LeaseTableName",),
+    "pair_failover": ("PairName",),
 }
 
 
@@ -100,6 +111,9 @@ class ProvisionSpec:
     consistency: str = EVENTUAL
     witness: str | None = None
     routing: str = "failover"
+    # failover_pairs: {region: partner}, the region each region's clients fail over to (None: the
+    # next region in `regions`, the last's the first).
+    pairs: dict[str, str] | None = None
     domain: str = "api.gameday.test"
     zone: str = "gameday.test"
     hosted_zone_id: str | None = None          # attach: records go into this existing zone
@@ -257,12 +271,14 @@ def check_references(doc: dict[str, Any], path: Path) -> None:
                     raise UsageError(f"template {path}: {section}.{name}: {kind} to undeclared {target!r}")
 
 
-def load_templates(templates_dir: str | None, custom_domain: bool = False) -> dict[str, dict[str, Any]]:
+def load_templates(templates_dir: str | None, custom_domain: bool = False,
+                   pairs: bool = False) -> dict[str, dict[str, Any]]:
     base = Path(templates_dir) if templates_dir else INFRA_DIR
     if not base.is_dir():
         raise UsageError(f"templates: {base} is not a directory")
     templates: dict[str, dict[str, Any]] = {}
-    files = {**TEMPLATE_FILES, **(CUSTOM_DOMAIN_TEMPLATE_FILES if custom_domain else {})}
+    files = {**TEMPLATE_FILES, **(CUSTOM_DOMAIN_TEMPLATE_FILES if custom_domain else {}),
+             **(PAIR_TEMPLATE_FILES if pairs else {})}
     for kind, filename in files.items():
         path = base / filename
         if not path.is_file():
@@ -336,6 +352,12 @@ def _validate_aws_target(spec: ProvisionSpec) -> None:
         raise UsageError(f"domain: expected a name in a zone delegated to Route 53, got {spec.domain!r}: {reason}")
 
 
+def pairs_of(spec: ProvisionSpec) -> dict[str, str]:
+    """Each region's failover partner under failover_pairs: the spec's, or the next region's."""
+    regions = spec.regions
+    return dict(spec.pairs) if spec.pairs else {r: regions[(i + 1) % len(regions)] for i, r in enumerate(regions)}
+
+
 def records_of(spec: ProvisionSpec) -> str:
     """The kind of the custom domain's records: the spec's, or the shape's own."""
     return spec.record_type or ("alias" if spec.custom_domain else "cname")
@@ -354,7 +376,15 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
     if spec.routing not in ROUTINGS:
         raise UsageError(f"routing: expected one of {', '.join(ROUTINGS)}, got {spec.routing!r}")
     if spec.routing == "failover" and len(spec.regions) != 2:
-        raise UsageError("routing: failover routing takes exactly 2 regions; use latency")
+        raise UsageError("routing: failover routing takes exactly 2 regions; use latency, or failover_pairs")
+    if spec.pairs is not None and spec.routing != FAILOVER_PAIRS:
+        raise UsageError(f"pairs: only with routing {FAILOVER_PAIRS}, not {spec.routing}")
+    if spec.routing == FAILOVER_PAIRS:
+        if spec.pairs is not None:
+            check_pairs(spec.pairs, spec.regions, source="pairs")
+        if not spec.custom_domain or spec.record_type == "cname":
+            raise UsageError(f"routing: {FAILOVER_PAIRS} needs alias records in the custom-domain shape (the "
+                             "latency records alias each region's failover pair)")
     if spec.table_version not in TABLE_VERSIONS:
         raise UsageError(f"table_version: expected one of {', '.join(TABLE_VERSIONS)}, got {spec.table_version!r}")
     if spec.consistency not in CONSISTENCIES:
@@ -407,7 +437,8 @@ def validate(spec: ProvisionSpec) -> dict[str, dict[str, Any]]:
     functions = Path(spec.functions_dir) if spec.functions_dir else FUNCTIONS_DIR
     if not functions.is_dir() or not any(functions.glob("*.py")):
         raise UsageError(f"functions_dir: {functions} holds no handler modules")
-    templates = load_templates(spec.templates_dir, custom_domain=spec.custom_domain)
+    templates = load_templates(spec.templates_dir, custom_domain=spec.custom_domain,
+                               pairs=spec.routing == FAILOVER_PAIRS)
     _check_consistency_parameter(spec, templates["global_table"])
     return templates
 
@@ -701,6 +732,24 @@ class _Provisioner:
                 entry["failover_role"] = role
             described_regions.append(entry)
 
+        if spec.routing == FAILOVER_PAIRS:
+            partners = pairs_of(spec)
+            checks = {entry["name"]: entry["health_check_id"] for entry in described_regions}
+            for entry in described_regions:
+                region, partner = entry["name"], partners[entry["name"]]
+                self.create_stack("pair_failover", ROUTE53_STACK_REGION, self.stack_name("pair_failover", region),
+                                  templates["pair_failover"], {
+                                      "Region": region, "PartnerRegion": partner, "HostedZoneId": zone_id,
+                                      "DomainName": spec.domain.rstrip(".") + ".",
+                                      "RegionalDomainName": domains[region]["RegionalDomainName"],
+                                      "RegionalHostedZoneId": domains[region]["RegionalHostedZoneId"],
+                                      "HealthCheckId": checks[region],
+                                      "PartnerRegionalDomainName": domains[partner]["RegionalDomainName"],
+                                      "PartnerRegionalHostedZoneId": domains[partner]["RegionalHostedZoneId"],
+                                      "PartnerHealthCheckId": checks[partner],
+                                  })
+                entry["failover_partner"] = partner
+
         description: dict[str, Any] = {
             "gameday_deployment": 1,
             "target": "local" if spec.aws_endpoint_url else "aws",
@@ -749,7 +798,10 @@ def teardown(spec: ProvisionSpec, session_factory: SessionFactory, on_deleted: D
 
 
 def _teardown(spec: ProvisionSpec, worker: _Provisioner, on_deleted: DeleteHook | None) -> list[str]:
-    plan = [("routing", ROUTE53_STACK_REGION, worker.stack_name("routing", r)) for r in spec.regions]
+    # The pairs' records name the routing stacks' health checks: they go first.
+    plan = [("pair_failover", ROUTE53_STACK_REGION, worker.stack_name("pair_failover", r))
+            for r in spec.regions] if spec.routing == FAILOVER_PAIRS else []
+    plan += [("routing", ROUTE53_STACK_REGION, worker.stack_name("routing", r)) for r in spec.regions]
     if spec.custom_domain:
         plan += [("regional_domain", r, worker.stack_name("regional_domain", r)) for r in spec.regions]
     plan += [("regional", r, worker.stack_name("regional", r)) for r in spec.regions]

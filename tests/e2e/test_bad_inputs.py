@@ -293,7 +293,7 @@ def test_policy_refuses_an_unwritable_out_before_any_call(tmp_path: Path, proxy:
     (("--regions", "eu-west-1,xx-fake-9"), "--regions: unknown region 'xx-fake-9'"),
     (("--regions", "eu-west-1,us-east-1,ap-southeast-1", "--routing", "failover"),
      "--routing: failover routing pairs exactly 2 regions, --regions names 3; use latency"),
-    (("--routing", "weighted"), "--routing: expected one of failover, latency, got 'weighted'"),
+    (("--routing", "weighted"), "--routing: expected one of failover, latency, failover_pairs, got 'weighted'"),
     (("--consistency", "strong"), "--consistency: multi-Region strong consistency takes exactly 3 regions (3 "
                                   "replicas, or 2 and a witness), got 2 (--regions eu-west-1,us-east-1)"),
     (("--consistency", "strong", "--regions", "eu-west-1,eu-west-2", "--witness", "us-east-1"),

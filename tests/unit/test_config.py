@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gameday.deployment import Deployment, load_deployment, parse_deployment
+from gameday.deployment import Deployment, failover_pairs, load_deployment, parse_deployment
 from gameday.errors import UsageError
 
 GOOD: dict[str, Any] = {
@@ -206,3 +206,65 @@ def test_unknown_region_lookup_is_a_usage_error() -> None:
     dep = parse_deployment(copy.deepcopy(GOOD))
     with pytest.raises(UsageError, match="region: expected one of eu-west-1, us-east-1, got 'mars-1'"):
         dep.region("mars-1")
+
+
+def pairs_description(partners: dict[str, str]) -> dict[str, Any]:
+    """GOOD with a third region, routed by failover_pairs with these partners."""
+    data = copy.deepcopy(GOOD)
+    data["routing"] = "failover_pairs"
+    data["regions"].append(dict(copy.deepcopy(data["regions"][1]), name="ap-southeast-1", health_check_id="6c9a-3",
+                                api_url="http://127.0.0.13:8080/prod", client_address="127.0.0.13"))
+    for region in data["regions"]:
+        region.pop("failover_role", None)
+        if region["name"] in partners:
+            region["failover_partner"] = partners[region["name"]]
+    return data
+
+
+PARTNERS = {"eu-west-1": "us-east-1", "us-east-1": "eu-west-1", "ap-southeast-1": "us-east-1"}
+
+
+def test_failover_pairs_name_each_regions_partner_and_its_expected_survivor(tmp_path: Path) -> None:
+    dep = load_deployment(write(tmp_path, pairs_description(PARTNERS)))
+    assert dep.routing == "failover_pairs" and dep.routes_by_client
+    assert {r.name: dep.expected_survivor(r.name) for r in dep.regions} == PARTNERS
+    two = load_deployment(write(tmp_path, GOOD))
+    assert two.expected_survivor("eu-west-1") == "us-east-1" and two.expected_survivor("us-east-1") is None
+    assert not two.routes_by_client
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda d: d["regions"][2].pop("failover_partner"), "regions[2].failover_partner: required key is missing"),
+    (lambda d: d["regions"][2].update(failover_partner="ap-southeast-1"),
+     "regions[2].failover_partner: expected another region of this deployment"),
+    (lambda d: d["regions"][0].update(failover_partner="sa-east-1"),
+     "regions[0].failover_partner: expected another region of this deployment"),
+    (lambda d: d["regions"][0].update(failover_role="PRIMARY"),
+     "regions[0].failover_role: expected no failover_role with routing failover_pairs"),
+    (lambda d: d.update(routing="latency"), "regions[0].failover_partner: expected no failover_partner with routing "
+                                            "latency"),
+])
+def test_bad_failover_pairs_are_named(tmp_path: Path, change, expected: str) -> None:
+    data = pairs_description(PARTNERS)
+    change(data)
+    assert expected in error_of(tmp_path, data)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("eu-west-1:us-east-1,us-east-1:eu-west-1", "--pairs: no partner for ap-southeast-1"),
+    ("eu-west-1-us-east-1", "--pairs: expected REGION:PARTNER pairs separated by commas"),
+    ("eu-west-1:eu-west-1", "--pairs: eu-west-1 cannot be its own partner"),
+    ("eu-west-1:us-east-1,eu-west-1:ap-southeast-1", "--pairs: eu-west-1 is paired twice"),
+    ("eu-west-1:sa-east-1", "--pairs: partner 'sa-east-1' of eu-west-1 is not one of the regions"),
+    ("sa-east-1:eu-west-1", "--pairs: 'sa-east-1' is not one of the regions"),
+])
+def test_bad_pairs_text_is_one_line_naming_the_option(text: str, expected: str) -> None:
+    with pytest.raises(UsageError) as info:
+        failover_pairs(text, ["eu-west-1", "us-east-1", "ap-southeast-1"])
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_pairs_default_to_the_next_region() -> None:
+    assert failover_pairs(None, ["a-1", "b-1", "c-1"]) == {"a-1": "b-1", "b-1": "c-1", "c-1": "a-1"}
+    assert failover_pairs(" a-1:c-1 , b-1:a-1,c-1:a-1", ["a-1", "b-1", "c-1"]) == {"a-1": "c-1", "b-1": "a-1",
+                                                                                    "c-1": "a-1"}

@@ -49,12 +49,17 @@ def embedded_regions(args: argparse.Namespace) -> list[str]:
     routing (--routing; default failover for two regions, latency for more, as failover records
     pair exactly two) and its table's consistency (--consistency, --witness: a layout AWS accepts).
     All describe the embedded cloud only: a --deployment names its own."""
-    for option in ("regions", "routing", "consistency", "witness"):
+    for option in ("regions", "routing", "pairs", "consistency", "witness"):
         if getattr(args, option, None) is not None and args.deployment:
             raise UsageError(f"--{option}: only for the embedded local cloud; {args.deployment} names its own")
-    from gameday.deployment import consistency_layout, embedded_layout
+    from gameday.deployment import FAILOVER_PAIRS, consistency_layout, embedded_layout, failover_pairs
 
-    regions, _ = embedded_layout(args.regions, args.routing)
+    regions, routing = embedded_layout(args.regions, args.routing)
+    pairs = getattr(args, "pairs", None)
+    if pairs is not None:
+        if routing != FAILOVER_PAIRS:
+            raise UsageError(f"--pairs: only with --routing {FAILOVER_PAIRS}, not {routing}")
+        failover_pairs(pairs, regions)
     consistency_layout(args.consistency, args.witness, regions)
     return list(regions)
 
@@ -258,8 +263,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     run.add_argument("--time-scale", type=float, metavar="X", help="time scale of the local cloud (default 0.01)")
     run.add_argument("--regions", metavar="R1,R2[,R3...]",
                      help="regions of the embedded local cloud (default eu-west-1,us-east-1; not with --deployment)")
-    run.add_argument("--routing", metavar="failover|latency",
-                     help="routing of the embedded local cloud (default: failover for 2 regions, latency for more)")
+    run.add_argument("--routing", metavar="failover|latency|failover_pairs",
+                     help="routing of the embedded local cloud (default: failover for 2 regions, latency for more; "
+                          "failover_pairs: each region's clients fail over to its --pairs partner)")
+    run.add_argument("--pairs", metavar="R:P,...",
+                     help="with --routing failover_pairs: each region's failover partner, e.g. "
+                          "eu-west-1:us-east-1,us-east-1:eu-west-1,ap-southeast-1:us-east-1 (default: the next "
+                          "region in --regions, the last's the first)")
     add_consistency_arguments(run, whose="the embedded local cloud's global table (not with --deployment):")
     run.add_argument("--load-acked-writes", metavar="N", help="under load: acknowledged writes to reach (default 1000)")
     run.add_argument("--load-rate", metavar="RPS", help="under load: requests per second (default 60)")
@@ -339,7 +349,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     provision = sub.add_parser("provision", help="deploy the reference backend with CloudFormation")
     provision.add_argument("--regions", default="eu-west-1,us-east-1")
     provision.add_argument("--table-version", default="2019.11.21")
-    provision.add_argument("--routing", default="failover")
+    provision.add_argument("--routing", default="failover", metavar="failover|latency|failover_pairs")
+    provision.add_argument("--pairs", default=None, metavar="R:P,...",
+                           help="with --routing failover_pairs: each region's failover partner (default: the next "
+                                "region in --regions, the last's the first)")
     add_consistency_arguments(provision)
     provision.add_argument("--domain", default=None, metavar="D",
                            help="required: the custom domain (alias A records to a regional custom domain per "

@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import yaml
 
-from gameday.deployment import Deployment, check_writable, consistency_layout, load_deployment
+from gameday.deployment import Deployment, check_writable, consistency_layout, failover_pairs, load_deployment
 from gameday.errors import UsageError
 from gameday.provision import ProvisionSpec, provision, teardown
 
@@ -43,7 +43,11 @@ def _refuse_endpoint_overrides(command: str) -> None:
 def _spec(regions: list[str], args: argparse.Namespace) -> ProvisionSpec:
     consistency, witness, _ = consistency_layout(getattr(args, "consistency", None), getattr(args, "witness", None),
                                                  regions, args.table_version)
+    pairs = getattr(args, "pairs", None)
+    if pairs is not None and args.routing != "failover_pairs":
+        raise UsageError(f"--pairs: only with --routing failover_pairs, not {args.routing}")
     return ProvisionSpec(regions=regions, table_version=args.table_version, routing=args.routing,
+                         pairs=failover_pairs(pairs, regions) if pairs is not None else None,
                          consistency=consistency, witness=witness,
                          templates_dir=args.templates, hosted_zone_id=args.hosted_zone_id,
                          domain=args.domain, zone=args.domain, custom_domain=True,

@@ -96,6 +96,8 @@ def pytest_args_for_run(args: argparse.Namespace, run_dir: Path) -> list[str]:
         argv += ["--local-regions", args.regions]
     if getattr(args, "routing", None):
         argv += ["--local-routing", args.routing]
+    if getattr(args, "pairs", None):
+        argv += ["--local-pairs", args.pairs]
     if getattr(args, "consistency", None):
         argv += ["--local-consistency", args.consistency]
     if getattr(args, "witness", None):

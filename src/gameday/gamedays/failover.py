@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gameday.deployment import FAILOVER_PAIRS
 from gameday.errors import Category, ScenarioError, ScenarioFailed, categorised
 from gameday.faults.base import JournalledFault
 from gameday.faults.flip_health import FlipHealth
@@ -53,10 +54,17 @@ class RegionFailover:
         self.run = RunRecord(scenario=scenario, failed_region=failed_region)
         self.poll_s = session.poll_s
         self.testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), self.dep)
+        # Where a region's partner is named (failover_pairs), the harness is a client of the failed
+        # region, which that routing must send to the partner.
+        self.expected_survivor = self.dep.expected_survivor(failed_region) \
+            if self.dep.routing == FAILOVER_PAIRS else None
         # The routing decision now (TestDNSAnswer: no cache anywhere), and what a client honouring the TTL sees.
-        self.dns_now = self.testdns.fetcher()
-        self.client = GlobalClient.from_deployment(self.dep, dns_mode="ttl")
-        self.dns_client = dns_answers.resolver_fetcher(self.client.resolver, self.dep.domain, cached=True)
+        self.dns_now = self.testdns.fetcher_for_client_in(self.failed) if self.expected_survivor \
+            else self.testdns.fetcher()
+        self.client = GlobalClient.from_deployment(
+            self.dep, dns_mode="ttl", region=failed_region if self.expected_survivor else None)
+        self.dns_client = dns_answers.resolver_fetcher(self.client.resolver, self.dep.domain, cached=True,
+                                                       region=failed_region if self.expected_survivor else None)
         # Where the failed region's DNS shift is watched: set at steady state (None: not applicable).
         self.shift_now: dns_answers.Fetch | None = self.dns_now
         self.shift_client: dns_answers.Fetch | None = self.dns_client
@@ -253,6 +261,10 @@ class RegionFailover:
             if response.region == self.failed.name:
                 raise ScenarioFailed(Category.WRONG_REGION, f"the write was served by the failed region {self.failed.name} "
                                                      f"after DNS shifted away from it")
+            if self.expected_survivor and response.region != self.expected_survivor:
+                raise ScenarioFailed(Category.WRONG_REGION, f"a client of {self.failed.name} was served by "
+                                                            f"{response.region}, but its failover partner is "
+                                                            f"{self.expected_survivor}")
             return item_id
 
     def _verify_where_written(self, item_id: int) -> None:

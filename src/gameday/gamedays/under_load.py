@@ -472,7 +472,7 @@ class FailoverUnderLoad:
         st = self.settings
         # Under latency routing the clients that live through the failure are the failed region's own
         # (its client network, where the deployment names one); elsewhere they would never notice it.
-        near = self.run.failed_region if self.dep.routing == "latency" else None
+        near = self.run.failed_region if self.dep.routes_by_client else None
         client = GlobalClient.from_deployment(self.dep, region=near, dns_mode=st.dns_mode,
                                               pool_maxsize=max(8, st.threads))
         self.sampler = LagSampler(self.s, every=st.lag_every())

@@ -24,6 +24,7 @@ def provision_local(ctx: CloudContext) -> dict:
         consistency=settings.consistency,
         witness=settings.witness,
         routing=settings.routing,
+        pairs=settings.pairs,
         health_depth=settings.health_depth,
         # AWS seconds in the template's terms, run at the cloud's pace like every other AWS timing
         health_max_age_s=ProvisionSpec.health_max_age_s * settings.time_scale,

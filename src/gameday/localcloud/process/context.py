@@ -23,7 +23,7 @@ CHECKER_REGIONS = (
     "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1",
 )
 TABLE_VERSIONS = ("2017.11.29", "2019.11.21")
-ROUTINGS = ("failover", "latency")
+ROUTINGS = ("failover", "latency", "failover_pairs")
 HEALTH_DEPTHS = ("deep", "shallow")
 
 
@@ -37,6 +37,7 @@ class CloudSettings:
     witness: str | None = None
     mrsc_commit_s: float = 0.2          # AWS seconds an MRSC write is in flight (its cross-region commit)
     routing: str = "failover"
+    pairs: dict[str, str] | None = None  # failover_pairs: {region: partner} (None: the next region's)
     health_depth: str = "deep"         # the reference Health: deep (writes and reads back) or shallow
     domain: str = DEFAULT_DOMAIN
     zone: str = DEFAULT_ZONE

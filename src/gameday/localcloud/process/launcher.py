@@ -34,7 +34,7 @@ class LocalCloud:
     """Context manager: `with LocalCloud(regions=[...]) as cloud: cloud.deployment_path`."""
 
     def __init__(self, *, regions: list[str] | None = None, time_scale: float = 0.01,
-                 table_version: str | None = None, routing: str = "failover",
+                 table_version: str | None = None, routing: str = "failover", pairs: str | None = None,
                  consistency: str = "EVENTUAL", witness: str | None = None,
                  templates: str | None = None, deployment_out: str | Path | None = None,
                  extra_args: list[str] | None = None, log_path: str | Path | None = None,
@@ -59,6 +59,8 @@ class LocalCloud:
             self._argv += ["--table-version", table_version]
         if witness is not None:
             self._argv += ["--witness", witness]
+        if pairs is not None:
+            self._argv += ["--pairs", pairs]
         if templates:
             self._argv += ["--templates", str(templates)]
         if tls:

@@ -91,7 +91,11 @@ def validate_settings(settings: CloudSettings) -> None:
     if settings.health_depth not in HEALTH_DEPTHS:
         raise UsageError(f"--health: expected one of {', '.join(HEALTH_DEPTHS)}, got {settings.health_depth!r}")
     if settings.routing == "failover" and len(settings.regions) != 2:
-        raise UsageError("--routing: failover routing takes exactly 2 regions; use latency")
+        raise UsageError("--routing: failover routing takes exactly 2 regions; use latency, or failover_pairs")
+    if settings.pairs is not None and settings.routing != "failover_pairs":
+        raise UsageError(f"--pairs: only with --routing failover_pairs, not {settings.routing}")
+    if settings.routing == "failover_pairs" and not settings.tls:
+        raise UsageError("--routing: failover_pairs needs --tls (its latency records alias each region's pair)")
     consistency_layout(settings.consistency, settings.witness, settings.regions, settings.table_version)
     if not (0 < settings.time_scale <= 1):
         raise UsageError(f"--time-scale: expected a number in (0, 1], got {settings.time_scale}")
@@ -289,7 +293,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mrsc-commit", type=float, default=CloudSettings.mrsc_commit_s, metavar="S",
                         help="with --consistency strong: AWS seconds a write takes to commit across the regions "
                              f"(default {CloudSettings.mrsc_commit_s:g})")
-    parser.add_argument("--routing", default="failover")
+    parser.add_argument("--routing", default="failover", metavar="failover|latency|failover_pairs")
+    parser.add_argument("--pairs", default=None, metavar="R:P,...",
+                        help="with --routing failover_pairs: each region's failover partner "
+                             "(default: the next region in --regions, the last's the first)")
     parser.add_argument("--health", default="deep", metavar="deep|shallow",
                         help="the reference /health: deep (also writes and reads back the region's own item "
                              "in the table, the default) or shallow (the article's: its environment only)")
@@ -356,6 +363,9 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
     from gameday.deployment import consistency_layout
 
     consistency, witness, version = consistency_layout(args.consistency, args.witness, regions, args.table_version)
+    from gameday.deployment import failover_pairs
+
+    pairs = failover_pairs(args.pairs, regions) if args.pairs is not None else None
     return CloudSettings(
         regions=regions,
         time_scale=args.time_scale,
@@ -364,6 +374,7 @@ def settings_from_args(args: argparse.Namespace) -> CloudSettings:
         witness=witness,
         mrsc_commit_s=args.mrsc_commit,
         routing=args.routing,
+        pairs=pairs,
         health_depth=args.health,
         templates_dir=args.templates,
         data_plane_port=args.port,

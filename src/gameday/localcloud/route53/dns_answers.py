@@ -7,7 +7,8 @@ so all three always agree. Rules, as Route 53 documents them:
 - latency: the healthy record of the client's region (else the nearest healthy one, in
   ctx.regions order); every record unhealthy -> all treated healthy ("fail open");
 - weighted / multivalue: healthy records (fail open); simple records as they are;
-- CNAME chains are followed inside the zones and to names in ctx.names.
+- CNAME chains are followed inside the zones and to names in ctx.names; an alias with
+  EvaluateTargetHealth is as healthy as its target's group (at least one healthy record);
 Records a `dns_answer` truth event whenever the answer for a routed name changes
 (per client region for latency records).
 """
@@ -196,8 +197,24 @@ class DnsAnswers:
         addresses = self.evaluate(name, "A", client_region).addresses()
         return addresses[0] if addresses else None
 
-    def _healthy(self, rs: Any) -> bool:
-        return True if not rs.health_check_id else self._fleet.status(rs.health_check_id)
+    def _healthy(self, rs: Any, _depth: int = 0) -> bool:
+        """A record's health: its health check's status (none: healthy), and for an alias with
+        EvaluateTargetHealth also its target's: a target in the zones is healthy when at least one
+        record of its group is (so a latency record aliasing a failover pair is unhealthy only when
+        both records of the pair are); an AWS resource outside them (API Gateway's regional domain)
+        counts as healthy."""
+        if rs.health_check_id and not self._fleet.status(rs.health_check_id):
+            return False
+        target = rs.alias_target or {}
+        if str(target.get("EvaluateTargetHealth", "")).lower() != "true" or _depth >= MAX_CHAIN:
+            return True
+        name = norm(target.get("DNSName", ""))
+        zone = self.zone_for(name)
+        if zone is None:
+            return True
+        group = [s for s in list(zone.rrsets)
+                 if norm(s.name) == name and str(s.type).upper() == str(rs.type).upper()]
+        return any(self._healthy(s, _depth + 1) for s in group)
 
     def _select(self, sets: list[Any], client_region: str | None) -> list[Any]:
         if any(rs.failover for rs in sets):
