@@ -473,13 +473,17 @@ def slo_overrides(pytestconfig: pytest.Config) -> dict[str, float]:
 @pytest.fixture(scope="session")
 def gameday_for_routing(pytestconfig: pytest.Config, gameday: Any, run_dir: Path) -> Iterator[Callable[[str], Any]]:
     """routing -> a GamedaySession on a deployment with that routing: the main one if it has it, else
-    (embedded cloud only) a second local cloud started on first use, else the test is skipped."""
+    (embedded cloud only) a second local cloud started on first use, else the test is skipped. A
+    deployment failing over between chosen pairs is latency-routed at its domain (its latency
+    records alias the pairs), so it serves the latency game days itself."""
     from contextlib import ExitStack
 
     from gameday.gamedays.session import GamedaySession
 
     chosen = settings(pytestconfig)
     sessions: dict[str, Any] = {gameday.deployment.routing: gameday}
+    if gameday.deployment.routes_by_client:
+        sessions.setdefault("latency", gameday)
     with ExitStack() as stack:
         def get(routing: str) -> Any:
             if routing in sessions:

@@ -1,5 +1,6 @@
 """`gameday discover` writes the description the local cloud wrote, from the AWS APIs alone, in
-both shapes (CNAME records to execute-api hosts, and alias A records to regional custom domains),
+every shape (CNAME records to execute-api hosts, alias A records to regional custom domains, and
+latency records aliasing a failover pair per region),
 and a run on it passes; a record without a health check, or two APIs behind one path, exit 2
 naming the problem."""
 
@@ -19,7 +20,10 @@ from tests.support.run_helpers import gameday
 
 DOMAIN = "api.gameday.test"
 REGION_FIELDS = ("name", "api_host", "api_id", "functions", "health_check_id", "failover_role",
-                 "regional_domain_name")
+                 "regional_domain_name", "failover_partner")
+#: three regions failing over between chosen pairs (latency records aliasing each region's pair)
+PAIRS = {"regions": ["eu-west-1", "us-east-1", "ap-southeast-1"], "routing": "failover_pairs",
+         "pairs": "eu-west-1:ap-southeast-1,us-east-1:eu-west-1,ap-southeast-1:eu-west-1", "time_scale": 0.02}
 TOP_FIELDS = ("target", "aws_endpoint_url", "domain", "global_url", "hosted_zone_id", "routing", "record_ttl_s",
               "table", "time_scale", "dns_resolver", "ca_bundle")
 
@@ -38,9 +42,11 @@ def fields(data: dict[str, Any]) -> dict[str, Any]:
                               key=lambda r: r["name"])}
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["cname", "alias-tls"])
-def test_discover_writes_the_clouds_description_and_a_run_on_it_passes(tmp_path: Path, tls: bool) -> None:
-    with LocalCloud(tls=tls) as cloud:
+@pytest.mark.parametrize("layout", [{"tls": False}, {"tls": True}, {"tls": True, **PAIRS}],
+                         ids=["cname", "alias-tls", "failover-pairs"])
+def test_discover_writes_the_clouds_description_and_a_run_on_it_passes(tmp_path: Path,
+                                                                      layout: dict[str, Any]) -> None:
+    with LocalCloud(**layout) as cloud:
         out = tmp_path / "discovered.yaml"
         proc = discover(cloud, out)
         assert proc.returncode == 0, proc.stderr

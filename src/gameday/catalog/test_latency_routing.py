@@ -1,6 +1,7 @@
 """Game day on a latency-routed deployment: a client of each region (EDNS0 client subnet from
-regions[].client_address) is served by its own region; when its region fails, by another;
-after the restore, by its own again. Clients of the other regions never move.
+regions[].client_address) is served by its own region; when its region fails, by another (on a
+deployment failing over between chosen pairs, by the region's partner); after the restore, by its
+own again. Clients of the other regions never move.
 
 Evidence: DNS answers for each client asked uncached (the routing decision) and requests
 through the global domain from each client (the region whose address served them), plus
@@ -100,6 +101,11 @@ def test_latency_routing(latency_gameday, failed_region: str) -> None:
                     if during[failed_region]["served_by"] in (None, failed_region):
                         raise fail(run, Category.WRONG_REGION, f"a client of {failed_region} was served by "
                                                         f"{during[failed_region]['served_by']} while it is down")
+                    partner = dep.expected_survivor(failed_region)
+                    if partner is not None and during[failed_region]["served_by"] != partner:
+                        raise fail(run, Category.WRONG_REGION, f"a client of {failed_region} was served by "
+                                                        f"{during[failed_region]['served_by']}, not its failover "
+                                                        f"partner {partner}")
                     moved = {c: during[c] for c in others if during[c]["served_by"] != c}
                     if moved:
                         raise fail(run, Category.WRONG_REGION, f"clients of healthy regions moved: {moved}")

@@ -26,9 +26,12 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gameday.errors import UsageError
+
+if TYPE_CHECKING:
+    from gameday.observe import zone_records
 
 ROUTE53_REGION = "us-east-1"
 EXECUTE_API = re.compile(r"^(?P<prefix>[^.]+)\.execute-api\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com\.?$",
@@ -80,17 +83,14 @@ class _Aws:
         return self._clients[key]
 
 
-def _fqdn(name: str) -> str:
-    return name.rstrip(".").lower() + "."
-
-
 def _zone(aws: _Aws, domain: str, zone_id: str | None, found: Found) -> str | None:
     r53 = aws.client("route53")
     if zone_id:
         return zone_id.split("/")[-1]
     zones = [z for page in r53.get_paginator("list_hosted_zones").paginate() for z in page["HostedZones"]
              if not z.get("Config", {}).get("PrivateZone")]
-    matching = [z for z in zones if _fqdn(domain) == z["Name"].lower() or _fqdn(domain).endswith("." + z["Name"].lower())]
+    name = domain.rstrip(".").lower() + "."
+    matching = [z for z in zones if name == z["Name"].lower() or name.endswith("." + z["Name"].lower())]
     if not matching:
         found.problem(f"hosted zone: no public zone contains {domain} (give --hosted-zone-id)")
         return None
@@ -103,21 +103,33 @@ def _zone(aws: _Aws, domain: str, zone_id: str | None, found: Found) -> str | No
     return str(best[0]["Id"].split("/")[-1])
 
 
-def _records(aws: _Aws, zone: str, domain: str) -> list[dict[str, Any]]:
-    r53 = aws.client("route53")
-    out: list[dict[str, Any]] = []
-    for page in r53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone, StartRecordName=domain):
-        for record in page["ResourceRecordSets"]:
-            if _fqdn(record["Name"]) == _fqdn(domain) and record["Type"] in ("A", "AAAA", "CNAME"):
-                out.append(record)
-    return out
-
-
 def _target_of(record: dict[str, Any]) -> str:
-    if record.get("AliasTarget"):
-        return str(record["AliasTarget"]["DNSName"]).rstrip(".")
-    values = [v["Value"] for v in record.get("ResourceRecords", [])]
-    return str(values[0]).rstrip(".") if values else ""
+    from gameday.observe.zone_records import target_of
+
+    return target_of(record).rstrip(".")
+
+
+def _pair_region(record: dict[str, Any], pair: zone_records.FailoverPair | None, label: str,
+                 found: Found) -> tuple[str, dict[str, Any], str] | None:
+    """(region, its PRIMARY record, its partner) of a latency record aliasing a failover pair."""
+    if pair is None:
+        found.problem(f"{label}: not an alias to a failover pair in the zone, as every record is under "
+                      f"failover between pairs")
+        return None
+    problem = pair.problem()
+    if problem is not None or pair.primary is None or pair.secondary is None:
+        found.problem(f"{label}: aliases {problem or pair.name}")
+        return None
+    region, partner = _region_of(pair.primary), _region_of(pair.secondary)
+    if region is None or region != record.get("Region"):
+        found.problem(f"{label}: answers clients of {record.get('Region')}, but its pair {pair.name.rstrip('.')} "
+                      f"sends them first to {region or _target_of(pair.primary)!r}")
+        return None
+    if partner is None or partner == region:
+        found.problem(f"{label}: its pair {pair.name.rstrip('.')} fails over to "
+                      f"{partner or _target_of(pair.secondary)!r}, not another region")
+        return None
+    return region, pair.primary, partner
 
 
 def _region_of(record: dict[str, Any]) -> str | None:
@@ -130,18 +142,23 @@ def _region_of(record: dict[str, Any]) -> str | None:
 def discover(domain: str, *, hosted_zone_id: str | None = None, endpoint_url: str | None = None,
              aws: _Aws | None = None) -> tuple[dict[str, Any] | None, Found]:
     """(the description, or None when something is missing or twice; what was seen and the problems)."""
+    from gameday.observe import zone_records  # at use: the command line starts without observe's imports
+
     aws = aws or _Aws(endpoint_url)
     found = Found()
     zone = _zone(aws, domain, hosted_zone_id, found)
     if zone is None:
         return None, found
     found.saw(f"hosted zone {zone}")
-    records = _records(aws, zone, domain)
+    r53 = aws.client("route53")
+    records = zone_records.records_at(r53, zone, domain)
     if not records:
         found.problem(f"records: none for {domain} in zone {zone}")
         return None, found
-    routing = "failover" if any(r.get("Failover") for r in records) else "latency" if any(r.get("Region") for r in records) \
-        else None
+    pairs = {id(r): zone_records.failover_pair(r53, zone, name) for r in records
+             if (name := zone_records.in_zone_alias(r, zone)) is not None}
+    routing = "failover_pairs" if pairs else "failover" if any(r.get("Failover") for r in records) \
+        else "latency" if any(r.get("Region") for r in records) else None
     if routing is None:
         found.problem(f"records: {domain} has no failover or latency records (found {len(records)} simple record(s))")
         return None, found
@@ -150,10 +167,18 @@ def discover(domain: str, *, hosted_zone_id: str | None = None, endpoint_url: st
     seen_regions: dict[str, str] = {}
     tables: dict[str, set[str]] = {}
     schemes: set[tuple[str, int]] = set()
-    for record in records:
-        ident = record.get("SetIdentifier", "?")
-        region = _region_of(record)
-        label = f"record {domain} ({record['Type']}, {ident})"
+    secondaries: dict[str, tuple[str, str, str | None]] = {}   # region -> (pair label, partner, its check)
+    for listed in records:
+        ident = listed.get("SetIdentifier", "?")
+        label = f"record {domain} ({listed['Type']}, {ident})"
+        pair = pairs.get(id(listed))
+        record, region, partner = listed, _region_of(listed), None
+        if routing == "failover_pairs":
+            resolved = _pair_region(listed, pair, label, found)
+            if resolved is None or pair is None:
+                continue
+            region, record, partner = resolved
+            label = f"record {pair.name.rstrip('.')} ({record['Type']}, {record.get('SetIdentifier', '?')})"
         if region is None:
             found.problem(f"{label}: cannot tell its region from its target {_target_of(record)!r}")
             continue
@@ -171,7 +196,19 @@ def discover(domain: str, *, hosted_zone_id: str | None = None, endpoint_url: st
         if entry is not None:
             if routing == "failover":
                 entry["failover_role"] = record.get("Failover")
+            if pair is not None and pair.secondary is not None and partner is not None:
+                entry["failover_partner"] = partner
+                secondaries[region] = (f"record {pair.name.rstrip('.')} (SECONDARY)", partner,
+                                       pair.secondary.get("HealthCheckId"))
             regions.append(entry)
+    checks = {str(e["name"]): e["health_check_id"] for e in regions}
+    for region, (label, partner, check) in secondaries.items():
+        if partner not in checks:
+            found.problem(f"{label}: {region}'s clients fail over to {partner}, which no latency record of "
+                          f"{domain} serves")
+        elif check != checks[partner]:
+            found.problem(f"{label}: health check {check}, not {partner}'s ({checks[partner]}): Route 53 would "
+                          f"send {region}'s clients to {partner} on another check's word")
     table = _table(aws, tables, [r["name"] for r in regions], found)
     if found.problems or table is None:
         return None, found

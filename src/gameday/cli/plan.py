@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gameday.deployment import FAILOVER_PAIRS
 from gameday.errors import UsageError
+from gameday.observe import zone_records
 
 
 def selected_tests(args: argparse.Namespace, deployment_path: Path) -> list[tuple[str, str | None]]:
@@ -129,19 +131,75 @@ def preconditions(deployment: Any, clients: Any, account: str, caller: str,
                 raise UsageError(f"plan: table {deployment.table.name} ({region.name}): version {version}, the "
                                  f"description says {deployment.table.version}")
             done[f"table {region.name}"] = f"{deployment.table.name}, version {version}"
-    records = call(f"records of {deployment.domain}", "route53:ListResourceRecordSets",
-                   f"arn:aws:route53:::hostedzone/{deployment.hosted_zone_id}",
-                   clients.route53().list_resource_record_sets, HostedZoneId=deployment.hosted_zone_id,
-                   StartRecordName=deployment.domain)
+    zone_arn = f"arn:aws:route53:::hostedzone/{deployment.hosted_zone_id}"
+
+    def records_at(name: str) -> list[dict[str, Any]] | None:
+        return call(f"records of {name.rstrip('.')}", "route53:ListResourceRecordSets", zone_arn,
+                    zone_records.records_at, route53=clients.route53(), zone_id=deployment.hosted_zone_id,
+                    name=name)
+
+    records = records_at(deployment.domain)
     if records is not None:
-        checked = {r.get("HealthCheckId") for r in records.get("ResourceRecordSets", [])
-                   if r.get("Name", "").rstrip(".").lower() == deployment.domain.rstrip(".").lower()}
-        missing = [r.name for r in deployment.regions if r.health_check_id not in checked]
-        if missing:
-            raise UsageError(f"plan: records of {deployment.domain}: no record carries the health check of "
-                             f"{', '.join(missing)}")
-        done["records"] = f"{deployment.domain}: one record per region, each with its health check"
+        if deployment.routing == FAILOVER_PAIRS:
+            done["records"] = _pair_records(deployment, records, records_at)
+        else:
+            checked = {r.get("HealthCheckId") for r in records}
+            missing = [r.name for r in deployment.regions if r.health_check_id not in checked]
+            if missing:
+                raise UsageError(f"plan: records of {deployment.domain}: no record carries the health check of "
+                                 f"{', '.join(missing)}")
+            done["records"] = f"{deployment.domain}: one record per region, each with its health check"
+    done["routing"] = routing_line(deployment)
     return done, unchecked
+
+
+def routing_line(deployment: Any) -> str:
+    """Where each region's clients go when it fails, as the description routes them."""
+    if deployment.routing == FAILOVER_PAIRS:
+        moves = ", ".join(f"{r.name} -> {r.failover_partner}" for r in deployment.regions)
+        return f"{deployment.routing}: a failed region's clients go to its partner ({moves})"
+    moved = [(r.name, deployment.expected_survivor(r.name)) for r in deployment.regions]
+    named = ", ".join(f"{r} -> {s}" for r, s in moved if s)
+    if named:
+        return f"{deployment.routing}: {named}"
+    return f"{deployment.routing}: a failed region's clients go to the nearest healthy region"
+
+
+def _pair_records(deployment: Any, records: list[dict[str, Any]],
+                  records_at: Any) -> str:
+    """Failover between chosen pairs: each region's latency record aliases a pair whose PRIMARY
+    carries the region's health check and whose SECONDARY carries its partner's. UsageError naming
+    the region (and the pair) where it does not."""
+    pairs: dict[str, zone_records.FailoverPair] = {}   # the PRIMARY's health check -> its pair
+    for record in records:
+        name = zone_records.in_zone_alias(record, deployment.hosted_zone_id)
+        if name is None:
+            continue
+        listed = records_at(name)
+        if listed is None:
+            return f"{deployment.domain}: latency records found; their pairs not checked"
+        pair = zone_records.split_pair(name, listed)
+        if pair.primary is not None:
+            pairs[str(pair.primary.get("HealthCheckId"))] = pair
+    missing = [r.name for r in deployment.regions if r.health_check_id not in pairs]
+    if missing:
+        raise UsageError(f"plan: records of {deployment.domain}: no latency record aliases a failover pair whose "
+                         f"PRIMARY carries the health check of {', '.join(missing)}")
+    for region in deployment.regions:
+        pair = pairs[region.health_check_id]
+        partner = deployment.region(region.failover_partner)
+        held = (pair.secondary or {}).get("HealthCheckId")
+        if held != partner.health_check_id:
+            raise UsageError(f"plan: records of {pair.name.rstrip('.')}: the SECONDARY of {region.name} carries "
+                             f"health check {held}, not its partner {partner.name}'s ({partner.health_check_id})")
+        for role, answer, owner in (("PRIMARY", pair.primary, region), ("SECONDARY", pair.secondary, partner)):
+            target = zone_records.target_of(answer or {})
+            if owner.regional_domain_name and target != zone_records.fqdn(owner.regional_domain_name):
+                raise UsageError(f"plan: records of {pair.name.rstrip('.')}: the {role} of {region.name} answers "
+                                 f"with {target.rstrip('.')}, not {owner.name}'s regional domain "
+                                 f"{owner.regional_domain_name}")
+    return (f"{deployment.domain}: one latency record per region, each aliasing its failover pair (the region's "
+            f"health check, then its partner's)")
 
 
 def permissions(clients: Any, region: str, caller: str, actions: list[tuple[str, str]]) -> tuple[str, str]:
@@ -268,5 +326,6 @@ def _deployment(args: argparse.Namespace) -> Iterator[Path]:
     consistency, witness, version = consistency_layout(getattr(args, "consistency", None),
                                                        getattr(args, "witness", None), list(regions))
     with LocalCloud(time_scale=args.time_scale or 0.01, regions=list(regions), routing=routing,
-                    consistency=consistency, witness=witness, table_version=version) as cloud:
+                    consistency=consistency, witness=witness, table_version=version,
+                    pairs=getattr(args, "pairs", None)) as cloud:
         yield Path(cloud.deployment_path)
