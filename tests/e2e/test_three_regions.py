@@ -32,9 +32,13 @@ def test_a_three_region_run_of_the_whole_catalog_passes_on_the_embedded_default(
     for scenario in PER_REGION:
         assert sorted(r["failed_region"] for r in rows if r["scenario"] == scenario) == sorted(REGIONS), scenario
     assert by_scenario["blind_spot"] >= 1 and by_scenario["replication_pause"] == 1
-    # A failed region's clients moved to one of the two survivors.
+    # The harness wrote as a client of the failed region (served by it before the fault), and those
+    # clients moved to one of the two survivors.
     for row in rows:
         if row["scenario"] == "region_failover":
+            steady = row["evidence"]["steady_state"]
+            assert steady["client_of"] == row["failed_region"], steady
+            assert steady["dns_regions"][:1] == [row["failed_region"]], steady
             assert row["survivor"] in REGIONS and row["survivor"] != row["failed_region"], row
     entries = Journal(tmp_path / "journal.jsonl").entries()
     assert entries and all(e["state"] == "restored" for e in entries)

@@ -54,17 +54,18 @@ class RegionFailover:
         self.run = RunRecord(scenario=scenario, failed_region=failed_region)
         self.poll_s = session.poll_s
         self.testdns = dns_answers.TestDNSAnswer.for_deployment(session.clients.route53(), self.dep)
-        # Where a region's partner is named (failover_pairs), the harness is a client of the failed
-        # region, which that routing must send to the partner.
+        # Where the answer depends on the client (latency records), the harness is a client of the
+        # failed region when it knows where one is (its client_address): those are the clients the
+        # failover is for. Where a partner is named (failover_pairs), they must land in it.
+        self.client_region = failed_region if self.dep.routes_by_client and self.failed.client_address else None
         self.expected_survivor = self.dep.expected_survivor(failed_region) \
-            if self.dep.routing == FAILOVER_PAIRS else None
+            if self.dep.routing == FAILOVER_PAIRS and self.client_region else None
         # The routing decision now (TestDNSAnswer: no cache anywhere), and what a client honouring the TTL sees.
-        self.dns_now = self.testdns.fetcher_for_client_in(self.failed) if self.expected_survivor \
+        self.dns_now = self.testdns.fetcher_for_client_in(self.failed) if self.client_region \
             else self.testdns.fetcher()
-        self.client = GlobalClient.from_deployment(
-            self.dep, dns_mode="ttl", region=failed_region if self.expected_survivor else None)
+        self.client = GlobalClient.from_deployment(self.dep, dns_mode="ttl", region=self.client_region)
         self.dns_client = dns_answers.resolver_fetcher(self.client.resolver, self.dep.domain, cached=True,
-                                                       region=failed_region if self.expected_survivor else None)
+                                                       region=self.client_region)
         # Where the failed region's DNS shift is watched: set at steady state (None: not applicable).
         self.shift_now: dns_answers.Fetch | None = self.dns_now
         self.shift_client: dns_answers.Fetch | None = self.dns_client
@@ -160,6 +161,7 @@ class RegionFailover:
                                                             f"{dns_answers.region_map(self.dep).lookups})")
             self._choose_shift_source()
             self.run.evidence["steady_state"] = {
+                "client_of": self.client_region or "the harness's location",
                 "dns_answer": answers, "dns_regions": self.steady_regions,
                 "resolver_answer": self.dns_client(), "served_by": response.served_by,
                 "address": response.address, "header_region": response.header_region,
