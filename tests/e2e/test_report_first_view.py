@@ -148,7 +148,9 @@ def test_failed_scenario_shows_its_diagnosis_before_its_evidence(report, browser
         const step = [...document.querySelectorAll('*')].find(e => e.children.length === 0
                        && e.textContent.trim() === 'steady state');
         const doc = frame && frame.contentDocument;
-        if (!step || !doc || !doc.body || doc.readyState !== 'complete') return null;  // not rendered yet
+        // not rendered yet (before its srcdoc loads, a frame holds an empty about:blank, also 'complete')
+        if (!step || !doc || !doc.body || doc.readyState !== 'complete'
+            || !doc.querySelector('.gameday-diagnosis')) return null;
         const img = doc.querySelector('img.gameday-timeline');
         if (img && !img.complete) return null;
         return {frame_top: frame.getBoundingClientRect().top, step_top: step.getBoundingClientRect().top,
