@@ -147,22 +147,32 @@ def test_catalog_scenarios_write_rows_and_findings(tmp_path: Path) -> None:
     assert result.code == 0, result.stdout[-4000:] + result.stderr[-2000:]
     rows = result.rows()
     assert sorted(r["scenario"] for r in rows) == ["all_regions_down_failover", "all_regions_down_latency",
-                                                   "blind_spot", "latency_routing", "latency_routing",
-                                                   "replication_pause"]
+                                                   "blind_spot", "blind_spot", "latency_routing", "latency_routing",
+                                                   "replication_pause", "replication_pause"]
     for row in rows:
         assert row["verdict"] == "pass", row.get("error")
         for key in LOAD_FIGURES:
             assert key in row, (row["scenario"], key)
 
-    (pause,) = _only(rows, "replication_pause")
-    assert pause["metrics"]["conflicts"] == 50 and pause["rpo_lost_writes"] == 0
-    assert pause["metrics"]["overwritten_by_lww"] == 50 and pause["metrics"]["diverged_after_resume"] == 0
+    pauses = _only(rows, "replication_pause")
+    assert sorted(p["failed_region"] for p in pauses) == [PRIMARY, SECONDARY]
+    for pause in pauses:
+        assert pause["metrics"]["conflicts"] == 50 and pause["rpo_lost_writes"] == 0
+        assert pause["metrics"]["overwritten_by_lww"] == 50 and pause["metrics"]["diverged_after_resume"] == 0
 
-    (blind,) = _only(rows, "blind_spot")   # the default deep /health sees the region's writes fail
-    assert blind["metrics"]["blind_spot"] is False
-    assert blind["metrics"]["max_failing_checkers"] > 0
-    assert blind["metrics"]["failed_writes_to_region"] == blind["metrics"]["writes_to_region"] > 0
-    assert blind["findings"] and blind["findings"][0].startswith("no blind spot")
+    # the default deep /health sees the region's writes fail: the primary's, which carries the
+    # traffic, and the standby's, which a failover would send it to
+    blinds = {b["failed_region"]: b for b in _only(rows, "blind_spot")}
+    assert sorted(blinds) == [PRIMARY, SECONDARY]
+    for blind in blinds.values():
+        assert blind["metrics"]["blind_spot"] is False
+        assert blind["metrics"]["max_failing_checkers"] > 0
+        assert blind["findings"] and blind["findings"][0].startswith("no blind spot")
+    served = blinds[PRIMARY]["metrics"]
+    assert served["standby"] is False and served["failed_writes_to_region"] == served["writes_to_region"] > 0
+    standby = blinds[SECONDARY]["metrics"]
+    assert standby["standby"] is True and standby["writes_to_region"] == 0
+    assert "the standby" in blinds[SECONDARY]["findings"][0]
     run_dir = next(p for p in tmp_path.iterdir() if (p / "summary.md").exists())
     markdown = (run_dir / "summary.md").read_text()
     assert "## Findings" in markdown and "no blind spot" in markdown

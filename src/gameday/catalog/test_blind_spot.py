@@ -1,9 +1,12 @@
 """Game day: does the region's health check see its writes fail?
 
-Every write from the region that DNS answers is denied (WriteImpairment: an inline Deny of
+Run for each region: every write in it is denied (WriteImpairment: an inline Deny of
 dynamodb:PutItem on the region's table replica for the execution roles of its writing functions)
-while traffic flows through the global domain. The harness watches Route 53, DNS and the traffic
-for the detection budget plus the time clients take to follow, then restores the roles exactly.
+while traffic flows through the global domain, from a client of that region where the answer
+depends on the client (latency records), else from the harness. The harness watches Route 53, DNS
+and the traffic for the detection budget plus the time clients take to follow, then restores the
+roles exactly. A region no client is sent to (a failover SECONDARY) is a standby: its verdict is
+Route 53's alone, since a failover would send every client to it.
 
 Verdict: pass when the health check caught it (Route 53 reported the region unhealthy and DNS
 stopped answering it within the budget: a deep /health that writes, as the reference deployment's
@@ -11,7 +14,8 @@ does by default). Fail with category `blind_spot` when traffic kept flowing to t
 its writes failed: the message names the health check's target (GetHealthCheck: FQDN and
 ResourcePath) and how long, in local and AWS-equivalent seconds (the article's shallow /health,
 `gameday local up --health shallow`). Also a fail: the fault did not work (a write succeeded or
-none reached the region), DNS never moved after detection, or the restore failed.
+none reached the region), DNS never moved after detection, or the restore failed. A standby
+fails `blind_spot` when its health check stayed healthy while its writes failed.
 """
 
 from __future__ import annotations
@@ -36,15 +40,21 @@ RATE = 60.0
 
 
 @pytest.mark.destructive
-def test_blind_spot_writes_fail_health_checked(gameday) -> None:
+def test_blind_spot_writes_fail_health_checked(gameday, failed_region: str) -> None:
     dep = gameday.deployment
     poll_s = gameday.poll_s
-    # the routing decision (TestDNSAnswer), placed by the region map built from DNS at steady state
-    resolver_now = dns_answers.TestDNSAnswer.for_deployment(gameday.clients.route53(), dep).fetcher()
+    region = dep.region(failed_region)
+    # The clients of the region where the answer depends on the client (latency records) and the
+    # harness knows where one is; else the harness's own.
+    client_region = region.name if dep.routes_by_client and region.client_address else None
+    # the routing decision (TestDNSAnswer) for those clients, placed by the region map built from DNS
+    testdns = dns_answers.TestDNSAnswer.for_deployment(gameday.clients.route53(), dep)
+    resolver_now = testdns.fetcher_for_client_in(region) if client_region else testdns.fetcher()
     dns_answers.region_map(dep, gameday.resolver, refresh=True)
     steady_answer = resolver_now()
-    steady = [r for r in dns_answers.regions_in(dep, steady_answer) if r]
-    region = dep.region(steady[0] if steady else dep.regions[0].name)
+    # A region no client is sent to (a failover SECONDARY) is a standby: no traffic can show its
+    # writes failing, but a health check that misses it lets a failover send every client there.
+    standby = region.name not in dns_answers.regions_in(dep, steady_answer)
     run = RunRecord(scenario="blind_spot", failed_region=region.name)
     hc = region.health_check_id
     # What Route 53 may take to see it, plus what clients take to follow: a health check that sees
@@ -59,7 +69,8 @@ def test_blind_spot_writes_fail_health_checked(gameday) -> None:
         with reporting.phase("steady state") as entry:
             entry.update(health=wait_all_healthy(gameday, poll_s),
                          dns_regions=dns_answers.mapped_regions(dep, steady_answer, what="TestDNSAnswer"))
-        client = GlobalClient.from_deployment(dep, dns_mode="ttl")
+            entry.update(standby=standby)
+        client = GlobalClient.from_deployment(dep, dns_mode="ttl", region=client_region)
         traffic = Traffic(client, rate=RATE, write_ratio=0.5, threads=8, on_request=own_traffic(dep).report)
         health_seen: list[dict] = []
         dns_seen: list[dict] = []
@@ -87,7 +98,7 @@ def test_blind_spot_writes_fail_health_checked(gameday) -> None:
                                 f"{window_s:.2f} s")
                         if status.healthy is False and "detected" not in run.marks:
                             run.mark("detected", health_seen[-1]["t"])
-                        return status.healthy is False and region.name not in (dns_seen[-1]["regions"] or [])
+                        return status.healthy is False and (standby or region.name not in (dns_seen[-1]["regions"] or []))
 
                     moved, _ = wait_for(still_healthy, budget_s=window_s, poll_s=poll_s)
                     if moved:
@@ -128,6 +139,15 @@ def test_blind_spot_writes_fail_health_checked(gameday) -> None:
             blind_spot=bool(puts and not moved),
             **{k: figures[k] for k in ("latency_before_p50_s", "latency_during_p50_s")})
         statuses = sorted({e["status"] for e in failed_puts if e["status"] is not None})
+        run.figures["standby"] = standby
+        config = gameday.check_config(hc)
+        probed = f"{config.get('Type', 'HTTPS')} {config.get('FullyQualifiedDomainName') or config.get('IPAddress')}" \
+                 f"{config.get('ResourcePath') or '/'}"
+        lasted = restore_t - verified_t
+        if standby:
+            run.figures["blind_spot"] = not moved
+            _standby_verdict(run, dep, region.name, hc, probed, lasted, fault_t, moved, health_seen)
+            return
         if not puts:
             raise fail(run, Category.FAULT_NOT_EFFECTIVE, f"no write through {dep.domain} reached {region.name} while "
                                                           f"its writes were denied (DNS: {dns_seen[-1:]})")
@@ -139,10 +159,6 @@ def test_blind_spot_writes_fail_health_checked(gameday) -> None:
                                 f"{run.marks['detected'] - fault_t:.2f} s after its writes were denied, and DNS "
                                 f"stopped answering it {run.marks['dns_shift'] - fault_t:.2f} s after")
             return
-        config = gameday.check_config(hc)
-        probed = f"{config.get('Type', 'HTTPS')} {config.get('FullyQualifiedDomainName') or config.get('IPAddress')}" \
-                 f"{config.get('ResourcePath') or '/'}"
-        lasted = restore_t - verified_t
         if detected:
             raise fail(run, Category.NO_DNS_SHIFT, f"Route 53 reported {region.name} unhealthy after its writes were "
                                                    f"denied, but DNS kept answering it for {lasted:.2f} s "
@@ -154,3 +170,20 @@ def test_blind_spot_writes_fail_health_checked(gameday) -> None:
                    f"{hc} ({probed}) stayed healthy (at most {run.figures['max_failing_checkers']}/"
                    f"{health_seen[-1]['total'] if health_seen else '?'} checkers failing) and DNS kept answering it: "
                    f"the health check does not exercise the region's writes")
+
+
+def _standby_verdict(run: RunRecord, dep, region: str, hc: str, probed: str, lasted: float, fault_t: float,
+                     detected: bool, health_seen: list[dict]) -> None:
+    """A standby's writes failing (its write impairment verified by a regional write): pass when
+    Route 53 reported it unhealthy, so a failover would not send clients there; else blind_spot."""
+    if detected:
+        run.findings.append(f"no blind spot: Route 53 reported the standby {region} unhealthy "
+                            f"{run.marks['detected'] - fault_t:.2f} s after its writes were denied (a failover "
+                            f"would not send clients to it)")
+        return
+    raise fail(run, Category.BLIND_SPOT,
+               f"the standby {region}'s writes failed for {lasted:.2f} s ({lasted / dep.time_scale:.0f} s AWS) "
+               f"while its health check {hc} ({probed}) stayed healthy (at most "
+               f"{run.figures['max_failing_checkers']}/{health_seen[-1]['total'] if health_seen else '?'} checkers "
+               f"failing): a failover would send every client to a region whose writes fail; the health check "
+               f"does not exercise the region's writes")

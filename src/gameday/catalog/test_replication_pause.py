@@ -1,6 +1,6 @@
 """Game day: replication paused, then resumed (local cloud only).
 
-While replication to and from one region is held, clients write straight to each region's
+Run for each region in turn: while replication to and from it is held, clients write straight to each region's
 API: ids only one side writes, and conflicting ids both sides write (first the paused
 region, then the other, each acknowledged before the next). On resume every region must
 converge to the same value per id: every acknowledged write of a non-conflicting id is
@@ -38,12 +38,12 @@ HTTP_TIMEOUT_S = (3.05, 10.0)
 
 @pytest.mark.destructive
 @pytest.mark.local_only
-def test_replication_paused_then_resumed(gameday) -> None:
+def test_replication_paused_then_resumed(gameday, failed_region: str) -> None:
     if table_consistency(gameday) == STRONG:
         pytest.skip("replication pause is a fault of eventually consistent tables: with MultiRegionConsistency "
                     "STRONG every write is committed across regions before it is acknowledged")
     dep = gameday.deployment
-    paused, other = dep.regions[0], dep.regions[1]
+    paused, other = dep.region(failed_region), dep.others(failed_region)[0]
     run = RunRecord(scenario="replication_pause", failed_region=paused.name)
     say = Throttled(gameday)
     with reported_scenario(gameday, run, feature="Replication paused",

@@ -22,7 +22,7 @@ CATALOG: dict[str, tuple[tuple[str, str], ...]] = {
     "test_latency_routing": (("flip_health", "failed"),),
     "test_all_regions_down": (("flip_health", "all"),),
     "test_blind_spot_writes_fail_health_checked": (("write_impairment", "failed"),),
-    "test_replication_paused_then_resumed": (("replication_pause", "first"),),
+    "test_replication_paused_then_resumed": (("replication_pause", "failed"),),
     "test_region_outage_under_load": (("region_outage", "failed"),),
     "test_strong_consistency_rpo_zero": (("region_outage", "failed"),),
 }
@@ -174,8 +174,6 @@ def arns(deployment: Deployment, account: str, partition: str = "aws") -> dict[s
 def _fault_regions(spec: str, deployment: Deployment, failed: str | None) -> list[Region]:
     if spec == "all":
         return list(deployment.regions)
-    if spec == "first":
-        return [deployment.regions[0]]
     return [deployment.region(failed)] if failed else list(deployment.regions)
 
 
