@@ -172,6 +172,7 @@ def test_catalog_scenarios_write_rows_and_findings(tmp_path: Path) -> None:
     assert served["standby"] is False and served["failed_writes_to_region"] == served["writes_to_region"] > 0
     standby = blinds[SECONDARY]["metrics"]
     assert standby["standby"] is True and standby["writes_to_region"] == 0
+    assert blinds[SECONDARY]["dns_shift_s"] is None and blinds[SECONDARY]["detection_s"] > 0   # never answered
     assert "the standby" in blinds[SECONDARY]["findings"][0]
     run_dir = next(p for p in tmp_path.iterdir() if (p / "summary.md").exists())
     markdown = (run_dir / "summary.md").read_text()

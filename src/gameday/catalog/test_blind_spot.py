@@ -101,9 +101,10 @@ def test_blind_spot_writes_fail_health_checked(gameday, failed_region: str) -> N
                         return status.healthy is False and (standby or region.name not in (dns_seen[-1]["regions"] or []))
 
                     moved, _ = wait_for(still_healthy, budget_s=window_s, poll_s=poll_s)
-                    if moved:
+                    if moved and not standby:   # a standby was never answered: no DNS shift to mark
                         run.mark("dns_shift", dns_seen[-1]["t"])
-                    entry.update(detected="detected" in run.marks, dns_moved=moved, polls=len(health_seen))
+                    entry.update(detected="detected" in run.marks, dns_moved=moved and not standby,
+                                 polls=len(health_seen))
                 run.mark("restore")
             run.evidence["fault_journal"] = fault.record.phase_dicts()
             run.evidence["restore"] = fault.restore_detail
@@ -145,8 +146,8 @@ def test_blind_spot_writes_fail_health_checked(gameday, failed_region: str) -> N
                  f"{config.get('ResourcePath') or '/'}"
         lasted = restore_t - verified_t
         if standby:
-            run.figures["blind_spot"] = not moved
-            _standby_verdict(run, dep, region.name, hc, probed, lasted, fault_t, moved, health_seen)
+            run.figures["blind_spot"] = not detected
+            _standby_verdict(run, dep, region.name, hc, probed, lasted, fault_t, detected, health_seen)
             return
         if not puts:
             raise fail(run, Category.FAULT_NOT_EFFECTIVE, f"no write through {dep.domain} reached {region.name} while "
