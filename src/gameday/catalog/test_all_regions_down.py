@@ -4,9 +4,10 @@ Route 53 documents what it answers then (AWS_FACTS.md): failover routing answers
 (both unhealthy -> primary, whatever its state); latency routing fails open, treating every
 record as healthy again, so each client is answered as if nothing were down (its nearest
 region). Failover between chosen pairs answers the same: its latency records fail open, and each
-pair, both its records unhealthy, answers its primary, the client's own region. The harness flips Health to 404 in every region, waits until every health check is
-unhealthy, asserts that answer (for latency: for a client of each region, uncached, with its
-EDNS0 client subnet), and restores every region.
+pair, both its records unhealthy, answers its primary, the client's own region. The harness flips
+Health to 404 in every region, waits until every health check is unhealthy, asserts that answer
+(for latency: for a client of each region, uncached, with its EDNS0 client subnet), and restores
+every region.
 """
 
 from __future__ import annotations

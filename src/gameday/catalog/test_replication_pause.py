@@ -1,8 +1,8 @@
 """Game day: replication paused, then resumed (local cloud only).
 
-Run for each region in turn: while replication to and from it is held, clients write straight to each region's
-API: ids only one side writes, and conflicting ids both sides write (first the paused
-region, then the other, each acknowledged before the next). On resume every region must
+Run for each region in turn: while replication to and from it is held, clients write straight
+to each region's API: ids only one side writes, and conflicting ids both sides write (first the
+paused region, then the other, each acknowledged before the next). On resume every region must
 converge to the same value per id: every acknowledged write of a non-conflicting id is
 everywhere with its value, and each conflicting id holds the later acknowledged write
 (last writer wins) in every region. Conflicts and the writes they overwrote are counted;
